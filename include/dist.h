@@ -1,0 +1,34 @@
+/* dist.h: the MPI layer. Setup and teardown, agreement on errors and flags, the gradient allreduce,
+ * and reductions of metric sums. Every function here is collective over MPI_COMM_WORLD unless it
+ * says otherwise. */
+#ifndef VAE_DIST_H
+#define VAE_DIST_H
+
+#include <stddef.h>
+
+typedef struct {
+  int rank;
+  int size;
+} vae_dist;
+
+/* MPI_Init, rank and size. Also asks Linux to end this rank if its launcher dies (no orphans). */
+void vae_dist_init(int *argc, char ***argv, vae_dist *d);
+void vae_dist_finalize(void);
+
+/* Agreement on a user error: `failed` and `msg` are this rank's; if any rank failed, rank 0 prints
+ * the lowest failing rank's message as one "vae_mpi: error:" line and every rank exits with
+ * status 1. Returns only when no rank failed. */
+void vae_dist_check(const vae_dist *d, int failed, const char *msg);
+
+/* Logical OR of a flag over all ranks. */
+int vae_dist_any(int flag);
+/* Sum of n doubles over all ranks, in place. */
+void vae_dist_sum_doubles(double *v, int n);
+/* Sum of a float buffer over all ranks, in place (chunks of at most INT_MAX elements). */
+void vae_dist_sum_floats(float *v, size_t n);
+/* Rank 0's buffer to every rank. */
+void vae_dist_bcast_floats(float *v, size_t n);
+/* Minimum of a long over all ranks. */
+long vae_dist_min_long(long v);
+
+#endif

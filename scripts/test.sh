@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds (Release and ASan+UBSan), runs every test.
+#   scripts/test.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+
+scripts/install-deps.sh
+
+echo "== Release build and all tests"
+scripts/build.sh build
+(cd build && ctest --output-on-failure --timeout 600)
+
+echo "== ASan + UBSan build: unit and MPI tests"
+scripts/build.sh build-asan -DVAE_SANITIZE=ON
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+(cd build-asan && ctest --output-on-failure --timeout 900 -L 'unit|mpi')

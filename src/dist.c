@@ -1,0 +1,82 @@
+/* dist.c: MPI setup, agreement on errors and flags, reductions. Never decides anything on one rank
+ * that the others must follow without a collective call. */
+#include "dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __linux__
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#endif
+
+#include "error.h"
+
+void vae_dist_init(int *argc, char ***argv, vae_dist *d) {
+#ifdef __linux__
+  /* If mpirun (our parent) is killed, the kernel sends SIGTERM; our handler turns it into a clean
+   * stop where one is installed, otherwise the default action ends the rank. Checked again after
+   * prctl in case the parent died before we asked. */
+  pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) raise(SIGTERM);
+#endif
+  mpiCheck(MPI_Init(argc, argv));
+  mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
+  mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &d->size));
+  vae_h5_quiet();
+}
+
+void vae_dist_finalize(void) { MPI_Finalize(); }
+
+void vae_dist_check(const vae_dist *d, int failed, const char *msg) {
+  /* Lowest failing rank, or size when none failed. */
+  int mine = failed ? d->rank : d->size, first = d->size;
+  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (first == d->size) return;
+  char buf[VAE_ERR_LEN];
+  memset(buf, 0, sizeof buf);
+  if (d->rank == first) snprintf(buf, sizeof buf, "%s", msg ? msg : "unknown error");
+  mpiCheck(MPI_Bcast(buf, VAE_ERR_LEN, MPI_CHAR, first, MPI_COMM_WORLD));
+  if (d->rank == 0) {
+    fprintf(stderr, "vae_mpi: error: %s\n", buf);
+    fflush(stderr);
+  }
+  MPI_Finalize();
+  exit(1);
+}
+
+int vae_dist_any(int flag) {
+  int in = flag ? 1 : 0, out = 0;
+  mpiCheck(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return out;
+}
+
+void vae_dist_sum_doubles(double *v, int n) {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void vae_dist_sum_floats(float *v, size_t n) {
+  for (size_t off = 0; off < n;) {
+    int chunk = (int)((n - off) > (size_t)INT_MAX ? INT_MAX : (n - off));
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v + off, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    off += (size_t)chunk;
+  }
+}
+
+void vae_dist_bcast_floats(float *v, size_t n) {
+  for (size_t off = 0; off < n;) {
+    int chunk = (int)((n - off) > (size_t)INT_MAX ? INT_MAX : (n - off));
+    mpiCheck(MPI_Bcast(v + off, chunk, MPI_FLOAT, 0, MPI_COMM_WORLD));
+    off += (size_t)chunk;
+  }
+}
+
+long vae_dist_min_long(long v) {
+  long out = v;
+  mpiCheck(MPI_Allreduce(&v, &out, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD));
+  return out;
+}

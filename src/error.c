@@ -1,0 +1,74 @@
+/* error.c: the `vae_mpi: error:` path and the checked-call helpers.
+ * Never used to report a user error from one rank alone while others run: see dist.c. */
+#include "error.h"
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vae_err(char *err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, VAE_ERR_LEN, fmt, ap);
+  va_end(ap);
+  /* One line: a message never carries its own newline. */
+  for (char *p = err; *p; p++)
+    if (*p == '\n') *p = ' ';
+  return -1;
+}
+
+void vae_exit_error(const char *msg) {
+  fprintf(stderr, "vae_mpi: error: %s\n", msg);
+  fflush(stderr);
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) MPI_Finalize();
+  exit(1);
+}
+
+void vae_fail(const char *file, int line, const char *fmt, ...) {
+  char msg[VAE_ERR_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  int inited = 0, finalized = 0, rank = 0, size = 1;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  if (inited && !finalized) {
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+  }
+  fprintf(stderr, "[rank %d] vae_mpi: error: %s (%s:%d)\n", rank, msg, file, line);
+  fflush(stderr);
+  if (inited && !finalized && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  if (inited && !finalized) MPI_Finalize();
+  exit(1);
+}
+
+void *vae_malloc_check(size_t n, const char *file, int line) {
+  void *p = malloc(n ? n : 1);
+  if (!p) vae_fail(file, line, "out of memory allocating %zu bytes", n);
+  return p;
+}
+
+void *vae_calloc_check(size_t n, size_t size, const char *file, int line) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) vae_fail(file, line, "out of memory allocating %zu x %zu bytes", n, size);
+  return p;
+}
+
+FILE *vae_fopen_check(const char *path, const char *mode, const char *file, int line) {
+  FILE *f = fopen(path, mode);
+  if (!f) vae_fail(file, line, "cannot open %s (mode %s)", path, mode);
+  return f;
+}
+
+void vae_h5_quiet(void) {
+  const char *dbg = getenv("VAE_DEBUG_HDF5");
+  if (dbg && strcmp(dbg, "1") == 0) return;
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}

@@ -1,0 +1,38 @@
+/* main.c: dispatches vae_mpi's subcommands; nothing else. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *help;
+} command;
+
+static const command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: vae_mpi COMMAND [options]   (vae_mpi COMMAND --help for its options)\n\ncommands:\n");
+  for (size_t i = 0; commands[i].name; i++)
+    fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    fprintf(stderr, "vae_mpi: error: no command given; pick one of the commands above\n");
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; commands[i].name; i++)
+    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+  usage(stderr);
+  fprintf(stderr, "vae_mpi: error: unknown command '%s'; pick one of the commands above\n", argv[1]);
+  return 2;
+}

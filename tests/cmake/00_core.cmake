@@ -1,0 +1,5 @@
+# Core: random numbers, model layout, MPI layer.
+vae_unit_test(test_rng)
+vae_unit_test(test_model_layout)
+vae_mpi_test(test_dist 2)
+vae_mpi_test(test_dist 3)

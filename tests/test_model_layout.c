@@ -1,0 +1,101 @@
+/* test_model_layout.c: the flat layout's views and tensor table agree, cover the buffer exactly once,
+ * and initialisation follows PyTorch's nn.Linear bounds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "error.h"
+#include "vae.h"
+
+static void check_config(const vae_config *c, size_t expect_params) {
+  char err[VAE_ERR_LEN];
+  CHECK(vae_config_validate(c, err) == 0, "valid config refused: %s", err);
+  size_t n = vae_num_params(c);
+  CHECK(n == expect_params, "params %zu, expected %zu", n, expect_params);
+  vae_tensor t[VAE_MAX_TENSORS];
+  int nt = vae_tensors(c, t);
+  /* Tensors tile the buffer with no gap or overlap. */
+  size_t off = 0;
+  for (int i = 0; i < nt; i++) {
+    CHECK(t[i].offset == off, "%s at %zu, expected %zu", t[i].name, t[i].offset, off);
+    off += (size_t)t[i].dims[0] * (t[i].ndim == 2 ? (size_t)t[i].dims[1] : 1);
+  }
+  CHECK(off == n, "tensors cover %zu of %zu", off, n);
+  /* Views point at the tensors of the same names. */
+  float *buf = calloc(n, sizeof *buf);
+  vae_views v;
+  vae_views_init(c, buf, &v);
+  for (int i = 0; i < nt; i++) {
+    float *p = buf + t[i].offset;
+    if (strcmp(t[i].name, "encoder/mu/weight") == 0)
+      CHECK(p == v.enc_head.w, "mu weight view");
+    if (strcmp(t[i].name, "encoder/logvar/weight") == 0)
+      CHECK(p == v.enc_head.w + (size_t)c->latent * v.enc_head.in, "logvar weight follows mu weight");
+    if (strcmp(t[i].name, "encoder/logvar/bias") == 0)
+      CHECK(p == v.enc_head.b + c->latent, "logvar bias follows mu bias");
+    if (strcmp(t[i].name, "decoder/out/bias") == 0) CHECK(p == v.dec_head.b, "out bias view");
+    if (strcmp(t[i].name, "decoder/logvar/weight") == 0)
+      CHECK(p == v.dec_head.w + vae_input_dim(c) * (size_t)v.dec_head.in, "decoder logvar weight");
+  }
+  CHECK(v.enc_head.out == 2 * c->latent, "enc head rows %d", v.enc_head.out);
+  CHECK(v.dec_head.out == (int)vae_input_dim(c) * (c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1),
+        "dec head rows %d", v.dec_head.out);
+  /* Init: every value inside +-1/sqrt(fan_in), spread over most of the range, deterministic. */
+  vae_init_params(c, buf, 1234);
+  for (int i = 0; i < c->n_hidden; i++) {
+    float bound = 1.0f / sqrtf((float)v.enc[i].in), mx = 0;
+    for (size_t k = 0; k < (size_t)v.enc[i].in * v.enc[i].out; k++)
+      mx = fabsf(v.enc[i].w[k]) > mx ? fabsf(v.enc[i].w[k]) : mx;
+    CHECK(mx <= bound && mx > 0.95f * bound, "enc[%d] max |w| %g, bound %g", i, mx, bound);
+    float bmx = 0;
+    for (int k = 0; k < v.enc[i].out; k++) bmx = fabsf(v.enc[i].b[k]) > bmx ? fabsf(v.enc[i].b[k]) : bmx;
+    CHECK(bmx <= bound && bmx > 0.5f * bound, "enc[%d] max |b| %g, bound %g", i, bmx, bound);
+  }
+  float *again = calloc(n, sizeof *again);
+  vae_init_params(c, again, 1234);
+  CHECK(memcmp(buf, again, n * sizeof *buf) == 0, "init not deterministic");
+  vae_init_params(c, again, 1235);
+  CHECK(memcmp(buf, again, n * sizeof *buf) != 0, "init ignores the seed");
+  free(buf);
+  free(again);
+}
+
+int main(void) {
+  /* PyTorch examples/vae: 784-400-20-400-784, 2*(784*400+400) + 400*40+40 + 20*400+400 ... */
+  vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
+                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  size_t torch_vae = (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784);
+  check_config(&c, torch_vae);
+  char desc[128];
+  vae_describe(&c, desc, sizeof desc);
+  CHECK(strcmp(desc, "784-400-20-400-784") == 0, "describe gave %s", desc);
+  c.decoder = VAE_DEC_GAUSSIAN_LEARNED;
+  check_config(&c, torch_vae + 400 * 784 + 784);
+  vae_config deep = {.in_h = 8, .in_w = 6, .in_c = 3, .n_hidden = 2, .hidden = {64, 32}, .latent = 5,
+                     .decoder = VAE_DEC_GAUSSIAN, .sigma = 0.5f, .logvar_min = -6};
+  check_config(&deep, (144 * 64 + 64) + (64 * 32 + 32) + 2 * (32 * 5 + 5) + (5 * 32 + 32) + (32 * 64 + 64) +
+                          (64 * 144 + 144));
+  vae_describe(&deep, desc, sizeof desc);
+  CHECK(strcmp(desc, "144-64-32-5-32-64-144") == 0, "describe gave %s", desc);
+  vae_tensor t[VAE_MAX_TENSORS];
+  int nt = vae_tensors(&deep, t);
+  CHECK(nt == 14 && strcmp(t[0].name, "encoder/hidden0/weight") == 0 &&
+            strcmp(t[8].name, "decoder/hidden0/weight") == 0 && t[8].dims[0] == 32 && t[8].dims[1] == 5 &&
+            strcmp(t[13].name, "decoder/out/bias") == 0,
+        "deep tensor table: %d tensors, %s, %s", nt, t[0].name, t[8].name);
+  /* Invalid configurations are refused with a message. */
+  char err[VAE_ERR_LEN];
+  vae_config bad = c;
+  bad.latent = 0;
+  CHECK(vae_config_validate(&bad, err) < 0 && strstr(err, "--latent"), "latent 0: %s", err);
+  bad = c;
+  bad.sigma = -1;
+  CHECK(vae_config_validate(&bad, err) < 0 && strstr(err, "--sigma"), "sigma -1: %s", err);
+  bad = c;
+  bad.n_hidden = VAE_MAX_HIDDEN + 1;
+  CHECK(vae_config_validate(&bad, err) < 0, "too many hidden layers accepted");
+  vae_decoder d;
+  CHECK(vae_decoder_parse("gaussian-learned", &d) == 0 && d == VAE_DEC_GAUSSIAN_LEARNED, "parse");
+  CHECK(vae_decoder_parse("poisson", &d) < 0, "unknown decoder parsed");
+  return check_done("test_model_layout");
+}
