@@ -17,12 +17,12 @@
 
 void vae_dist_init(int *argc, char ***argv, vae_dist *d) {
 #ifdef __linux__
-  /* If mpirun (our parent) is killed, the kernel sends SIGTERM; our handler turns it into a clean
-   * stop where one is installed, otherwise the default action ends the rank. Checked again after
-   * prctl in case the parent died before we asked. */
+  /* If the launcher (our parent, mpirun or orted) dies, the kernel kills this rank at once: an
+   * orphaned rank must never go on writing into a folder that a resumed job is using. Checked again
+   * after prctl in case the parent died before we asked. */
   pid_t parent = getppid();
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) raise(SIGTERM);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
 #endif
   mpiCheck(MPI_Init(argc, argv));
   mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));

@@ -1,0 +1,21 @@
+/* adam.h: Adam over flat buffers, as torch.optim.Adam (no weight decay, no amsgrad). */
+#ifndef VAE_ADAM_H
+#define VAE_ADAM_H
+
+#include <stddef.h>
+
+typedef struct {
+  float lr, beta1, beta2, eps;
+} vae_adam;
+
+/* One step t (1-based, after t-1 earlier steps) over n parameters. The gradient used is
+ * grad_scale * g (the mean over the global batch and any clipping, folded into one multiply):
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+void vae_adam_update(const vae_adam *a, long t, float *params, const float *grads, float *m, float *v,
+                     size_t n, float grad_scale);
+
+/* Sum of squares of x in double (for the global gradient norm and non-finite detection). */
+double vae_sum_squares(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,280 @@
+/* cli.c: parse and validate command-line flags (strtol/strtod with end checks), print usage with the
+ * defaults. Never opens files or touches MPI: validation of data and checkpoints lives elsewhere. */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+static int quiet = 0;
+
+void vae_cli_quiet(int q) { quiet = q; }
+
+static int parse_long(const char *flag, const char *s, long *out, char *err) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || errno == ERANGE)
+    return vae_err(err, "%s expects a whole number, got '%s'", flag, s);
+  *out = v;
+  return 0;
+}
+
+static int parse_double(const char *flag, const char *s, double *out, char *err) {
+  char *end = NULL;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end != '\0' || errno == ERANGE || !isfinite(v))
+    return vae_err(err, "%s expects a finite number, got '%s'", flag, s);
+  *out = v;
+  return 0;
+}
+
+int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
+  int n = 0;
+  const char *p = s;
+  if (*p == '\0') { /* "" = no hidden layer: a linear encoder and decoder */
+    c->n_hidden = 0;
+    return 0;
+  }
+  while (1) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || v < 1 || v > 65536)
+      return vae_err(err, "--hidden expects comma-separated widths from 1 to 65536 (e.g. 400 or 512,256), got '%s'", s);
+    if (n == VAE_MAX_HIDDEN)
+      return vae_err(err, "--hidden takes at most %d widths, got '%s'", VAE_MAX_HIDDEN, s);
+    c->hidden[n++] = (int)v;
+    if (*end == '\0') break;
+    p = end + 1;
+  }
+  c->n_hidden = n;
+  return 0;
+}
+
+const char *vae_lr_scale_name(vae_lr_scale s) {
+  return s == VAE_LR_SCALE_LINEAR ? "linear" : s == VAE_LR_SCALE_SQRT ? "sqrt" : "none";
+}
+
+int vae_lr_scale_parse(const char *s, vae_lr_scale *out) {
+  if (strcmp(s, "none") == 0) *out = VAE_LR_SCALE_NONE;
+  else if (strcmp(s, "linear") == 0) *out = VAE_LR_SCALE_LINEAR;
+  else if (strcmp(s, "sqrt") == 0) *out = VAE_LR_SCALE_SQRT;
+  else return -1;
+  return 0;
+}
+
+static int set_flag(const vae_flag *f, const char *val, char *err) {
+  long l = 0;
+  double d = 0;
+  switch (f->type) {
+    case VAE_FLAG_STRING:
+      if (strlen(val) >= VAE_PATH_LEN) return vae_err(err, "%s value is longer than %d bytes", f->name, VAE_PATH_LEN - 1);
+      snprintf((char *)f->ptr, VAE_PATH_LEN, "%s", val);
+      return 0;
+    case VAE_FLAG_INT:
+      if (parse_long(f->name, val, &l, err)) return -1;
+      if (l < INT_MIN || l > INT_MAX) return vae_err(err, "%s value %s is out of range", f->name, val);
+      *(int *)f->ptr = (int)l;
+      return 0;
+    case VAE_FLAG_LONG:
+      if (parse_long(f->name, val, &l, err)) return -1;
+      *(long *)f->ptr = l;
+      return 0;
+    case VAE_FLAG_U64: {
+      char *end = NULL;
+      errno = 0;
+      if (val[0] == '-') return vae_err(err, "%s expects a non-negative whole number, got '%s'", f->name, val);
+      unsigned long long u = strtoull(val, &end, 10);
+      if (end == val || *end != '\0' || errno == ERANGE)
+        return vae_err(err, "%s expects a non-negative whole number, got '%s'", f->name, val);
+      *(uint64_t *)f->ptr = (uint64_t)u;
+      return 0;
+    }
+    case VAE_FLAG_DOUBLE:
+      if (parse_double(f->name, val, &d, err)) return -1;
+      *(double *)f->ptr = d;
+      return 0;
+    case VAE_FLAG_FLOAT:
+      if (parse_double(f->name, val, &d, err)) return -1;
+      *(float *)f->ptr = (float)d;
+      return 0;
+    case VAE_FLAG_HIDDEN:
+      return vae_cli_parse_hidden(val, (vae_config *)f->ptr, err);
+    case VAE_FLAG_DECODER:
+      if (vae_decoder_parse(val, (vae_decoder *)f->ptr) < 0)
+        return vae_err(err, "--decoder must be bernoulli, gaussian or gaussian-learned, got '%s'", val);
+      return 0;
+    case VAE_FLAG_LR_SCALE:
+      if (vae_lr_scale_parse(val, (vae_lr_scale *)f->ptr) < 0)
+        return vae_err(err, "--lr-scale must be none, linear or sqrt, got '%s'", val);
+      return 0;
+    case VAE_FLAG_BOOL:
+      *(int *)f->ptr = 1;
+      return 0;
+  }
+  return vae_err(err, "internal: unknown flag type for %s", f->name);
+}
+
+static void format_default(const vae_flag *f, char *buf, size_t n) {
+  switch (f->type) {
+    case VAE_FLAG_STRING: snprintf(buf, n, "%s", (const char *)f->ptr); break;
+    case VAE_FLAG_INT: snprintf(buf, n, "%d", *(const int *)f->ptr); break;
+    case VAE_FLAG_LONG: snprintf(buf, n, "%ld", *(const long *)f->ptr); break;
+    case VAE_FLAG_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)f->ptr); break;
+    case VAE_FLAG_DOUBLE: snprintf(buf, n, "%g", *(const double *)f->ptr); break;
+    case VAE_FLAG_FLOAT: snprintf(buf, n, "%g", (double)*(const float *)f->ptr); break;
+    case VAE_FLAG_BOOL: buf[0] = '\0'; break;
+    case VAE_FLAG_HIDDEN: {
+      const vae_config *c = f->ptr;
+      size_t used = 0;
+      buf[0] = '\0';
+      for (int i = 0; i < c->n_hidden && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, i ? ",%d" : "%d", c->hidden[i]);
+      break;
+    }
+    case VAE_FLAG_DECODER: snprintf(buf, n, "%s", vae_decoder_name(*(const vae_decoder *)f->ptr)); break;
+    case VAE_FLAG_LR_SCALE: snprintf(buf, n, "%s", vae_lr_scale_name(*(const vae_lr_scale *)f->ptr)); break;
+  }
+}
+
+void vae_cli_usage(FILE *f, const char *usage_line, const vae_flag *flags, int n) {
+  fprintf(f, "usage: %s\n\noptions:\n", usage_line);
+  for (int i = 0; i < n; i++) {
+    char left[96], def[256];
+    snprintf(left, sizeof left, "%s%s%s", flags[i].name, flags[i].metavar ? " " : "",
+             flags[i].metavar ? flags[i].metavar : "");
+    format_default(&flags[i], def, sizeof def);
+    if (flags[i].type == VAE_FLAG_BOOL || def[0] == '\0')
+      fprintf(f, "  %-26s %s\n", left, flags[i].help);
+    else
+      fprintf(f, "  %-26s %s (default: %s)\n", left, flags[i].help, def);
+  }
+  fprintf(f, "  %-26s %s\n", "--help", "show this help and exit");
+}
+
+int vae_cli_parse(const char *usage_line, const vae_flag *flags, int n, int argc, char **argv, char *err) {
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      if (!quiet) vae_cli_usage(stdout, usage_line, flags, n);
+      return 1;
+    }
+    /* --flag=value is accepted as well as --flag value. */
+    const char *eq = strchr(arg, '=');
+    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+    const vae_flag *f = NULL;
+    for (int k = 0; k < n; k++)
+      if (strlen(flags[k].name) == name_len && strncmp(flags[k].name, arg, name_len) == 0) f = &flags[k];
+    if (!f) {
+      if (strncmp(arg, "--", 2) == 0)
+        return vae_err(err, "unknown option '%.*s'; see '%s --help'", (int)name_len, arg, usage_line);
+      return vae_err(err, "unexpected argument '%s'; options start with --, see --help", arg);
+    }
+    const char *val = NULL;
+    if (f->type == VAE_FLAG_BOOL) {
+      if (eq) return vae_err(err, "%s takes no value", f->name);
+    } else if (eq) {
+      val = eq + 1;
+    } else {
+      if (i + 1 >= argc) return vae_err(err, "%s needs a value (%s)", f->name, f->metavar);
+      val = argv[++i];
+    }
+    if (set_flag(f, val, err) < 0) return -1;
+    if (f->given) *f->given = 1;
+  }
+  return 0;
+}
+
+/* ---- vae_mpi train ---- */
+
+void vae_train_opts_default(vae_train_opts *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->dataset, sizeof o->dataset, "train/images");
+  snprintf(o->test_dataset, sizeof o->test_dataset, "test/images");
+  snprintf(o->out, sizeof o->out, "runs/vae");
+  o->model.n_hidden = 1;
+  o->model.hidden[0] = 400;
+  o->model.latent = 20;
+  o->model.decoder = VAE_DEC_BERNOULLI;
+  o->model.sigma = 1.0f;
+  o->model.logvar_min = VAE_DEFAULT_LOGVAR_MIN;
+  o->epochs = 10;
+  o->batch_size = 128;
+  o->lr = 1e-3;
+  o->beta1 = 0.9;
+  o->beta2 = 0.999;
+  o->adam_eps = 1e-8;
+  o->lr_scale = VAE_LR_SCALE_NONE;
+  o->beta = 1.0;
+  o->seed = 1;
+  o->log_every = 0;
+  o->checkpoint_every = 0;
+  o->keep = 0;
+  o->max_skips = 10;
+}
+
+int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
+  const vae_flag flags[] = {
+      {"--data", VAE_FLAG_STRING, o->data, "FILE.h5", "HDF5 training data (default: datasets/fashion-mnist.h5)", NULL},
+      {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data with the training images", NULL},
+      {"--test-dataset", VAE_FLAG_STRING, o->test_dataset, "PATH", "test images for the per-epoch test ELBO; '' for none (used when present)", &o->test_dataset_given},
+      {"--out", VAE_FLAG_STRING, o->out, "DIR", "output folder: metrics.jsonl, checkpoints, images", NULL},
+      {"--resume", VAE_FLAG_STRING, o->resume, "auto|PATH", "continue from the newest valid checkpoint in --out, or from PATH", NULL},
+      {"--epochs", VAE_FLAG_LONG, &o->epochs, "N", "epochs to train in total (a resumed run counts those done)", NULL},
+      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B", "images per rank per step (global batch = B x ranks)", NULL},
+      {"--lr", VAE_FLAG_DOUBLE, &o->lr, "RATE", "Adam learning rate (before --lr-scale)", NULL},
+      {"--beta1", VAE_FLAG_DOUBLE, &o->beta1, "B1", "Adam beta1", NULL},
+      {"--beta2", VAE_FLAG_DOUBLE, &o->beta2, "B2", "Adam beta2", NULL},
+      {"--adam-eps", VAE_FLAG_DOUBLE, &o->adam_eps, "EPS", "Adam epsilon", NULL},
+      {"--lr-warmup-steps", VAE_FLAG_LONG, &o->lr_warmup_steps, "N", "linear learning-rate warm-up over N steps", NULL},
+      {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, "none|linear|sqrt", "scale --lr with the number of ranks (Horovod)", NULL},
+      {"--kl-warmup-steps", VAE_FLAG_LONG, &o->kl_warmup_steps, "N", "anneal the KL weight from 0 to --beta over N steps", NULL},
+      {"--beta", VAE_FLAG_DOUBLE, &o->beta, "W", "weight of the KL term (beta-VAE; the reported ELBO always uses 1)", NULL},
+      {"--clip-grad-norm", VAE_FLAG_DOUBLE, &o->clip_grad_norm, "MAX", "clip the global gradient norm (0 = off)", NULL},
+      {"--seed", VAE_FLAG_U64, &o->seed, "S", "seed of initialisation, shuffles and noise", NULL},
+      {"--hidden", VAE_FLAG_HIDDEN, &o->model, "W[,W...]", "hidden layer widths of the encoder (decoder reversed)", NULL},
+      {"--latent", VAE_FLAG_INT, &o->model.latent, "L", "latent dimensions", NULL},
+      {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", "bernoulli, gaussian or gaussian-learned", NULL},
+      {"--sigma", VAE_FLAG_FLOAT, &o->model.sigma, "S", "fixed standard deviation of the gaussian decoder", NULL},
+      {"--logvar-min", VAE_FLAG_FLOAT, &o->model.logvar_min, "LV", "soft floor of gaussian-learned's log-variance", NULL},
+      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)", NULL},
+      {"--log-every", VAE_FLAG_LONG, &o->log_every, "N", "write a per-step record to metrics.jsonl every N steps (0 = off)", NULL},
+      {"--checkpoint-every", VAE_FLAG_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps (0 = epoch ends only)", NULL},
+      {"--keep", VAE_FLAG_INT, &o->keep, "K", "keep the last K checkpoints as checkpoint-<step>.h5", NULL},
+      {"--max-skips", VAE_FLAG_INT, &o->max_skips, "K", "stop after K consecutive steps with non-finite loss or gradient", NULL},
+      {"--no-images", VAE_FLAG_BOOL, &o->no_images, NULL, "do not write sample and reconstruction PNGs each epoch", NULL},
+  };
+  return vae_cli_parse("vae_mpi train [--data FILE.h5] [--out DIR] [options]", flags,
+                       (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
+}
+
+int vae_train_opts_validate(const vae_train_opts *o, char *err) {
+  if (o->epochs < 1) return vae_err(err, "--epochs must be at least 1, got %ld", o->epochs);
+  if (o->batch_size < 1 || o->batch_size > (1 << 20))
+    return vae_err(err, "--batch-size must be from 1 to 1048576, got %d", o->batch_size);
+  if (!(o->lr > 0)) return vae_err(err, "--lr must be positive, got %g", o->lr);
+  if (!(o->beta1 >= 0 && o->beta1 < 1)) return vae_err(err, "--beta1 must be in [0, 1), got %g", o->beta1);
+  if (!(o->beta2 >= 0 && o->beta2 < 1)) return vae_err(err, "--beta2 must be in [0, 1), got %g", o->beta2);
+  if (!(o->adam_eps > 0)) return vae_err(err, "--adam-eps must be positive, got %g", o->adam_eps);
+  if (o->lr_warmup_steps < 0) return vae_err(err, "--lr-warmup-steps must be 0 or more, got %ld", o->lr_warmup_steps);
+  if (o->kl_warmup_steps < 0) return vae_err(err, "--kl-warmup-steps must be 0 or more, got %ld", o->kl_warmup_steps);
+  if (!(o->beta >= 0)) return vae_err(err, "--beta must be 0 or more, got %g", o->beta);
+  if (!(o->clip_grad_norm >= 0)) return vae_err(err, "--clip-grad-norm must be 0 (off) or positive, got %g", o->clip_grad_norm);
+  if (o->threads < 0 || o->threads > 1024) return vae_err(err, "--threads must be from 0 (automatic) to 1024, got %d", o->threads);
+  if (o->log_every < 0) return vae_err(err, "--log-every must be 0 (off) or positive, got %ld", o->log_every);
+  if (o->checkpoint_every < 0) return vae_err(err, "--checkpoint-every must be 0 (off) or positive, got %ld", o->checkpoint_every);
+  if (o->keep < 0 || o->keep > 100000) return vae_err(err, "--keep must be from 0 to 100000, got %d", o->keep);
+  if (o->max_skips < 1) return vae_err(err, "--max-skips must be at least 1, got %d", o->max_skips);
+  if (o->out[0] == '\0') return vae_err(err, "--out must name a folder");
+  if (o->dataset[0] == '\0') return vae_err(err, "--dataset must name a dataset inside --data");
+  if (o->model.latent < 1 || o->model.latent > 65536) return vae_err(err, "--latent must be from 1 to 65536, got %d", o->model.latent);
+  if (!(o->model.sigma > 0)) return vae_err(err, "--sigma must be positive, got %g", (double)o->model.sigma);
+  return 0;
+}

@@ -1,0 +1,114 @@
+/* metrics.c: metrics.jsonl and the console lines, on rank 0. Never does a collective call and never
+ * computes a metric: the trainer hands it reduced numbers. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* Keeps the lines of path whose "step" is <= max_step; rewrites via a temporary file + rename. */
+static int drop_later_records(const char *path, long max_step, char *err) {
+  FILE *in = fopen(path, "r");
+  if (!in) return 0; /* nothing yet */
+  char tmp[4300];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+  FILE *out = fopen(tmp, "w");
+  if (!out) {
+    fclose(in);
+    return vae_err(err, "cannot rewrite %s: %s", path, strerror(errno));
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  while ((len = getline(&line, &cap, in)) > 0) {
+    const char *s = strstr(line, "\"step\":");
+    long step = s ? strtol(s + 7, NULL, 10) : 0;
+    if (step <= max_step && line[len - 1] == '\n') fputs(line, out);
+  }
+  free(line);
+  fclose(in);
+  int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
+  bad |= fclose(out) != 0;
+  if (bad || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return vae_err(err, "cannot rewrite %s: %s", path, strerror(errno));
+  }
+  return 0;
+}
+
+int vae_metrics_open(vae_metrics *m, const char *dir, long resume_step, char *err) {
+  memset(m, 0, sizeof *m);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+  if (drop_later_records(path, resume_step, err) < 0) return -1;
+  m->jsonl = fopen(path, "a");
+  if (!m->jsonl) return vae_err(err, "cannot open %s for appending: %s", path, strerror(errno));
+  m->tty = isatty(STDOUT_FILENO);
+  return 0;
+}
+
+void vae_metrics_close(vae_metrics *m) {
+  if (m->jsonl) fclose(m->jsonl);
+  m->jsonl = NULL;
+}
+
+void vae_metrics_write_json(vae_metrics *m, const char *json) {
+  if (!m->jsonl) return;
+  fprintf(m->jsonl, "%s\n", json);
+  fflush(m->jsonl);
+}
+
+static void clear_progress(vae_metrics *m) {
+  if (m->progress_shown) {
+    printf("\r\033[K");
+    m->progress_shown = 0;
+  }
+}
+
+void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
+  char test[160] = "";
+  char json[1024];
+  if (r->has_test)
+    snprintf(test, sizeof test, "\"test_recon\":%.10g,\"test_kl\":%.10g,\"test_elbo\":%.10g,", r->test_recon,
+             r->test_kl, -(r->test_recon + r->test_kl));
+  else
+    snprintf(test, sizeof test, "\"test_recon\":null,\"test_kl\":null,\"test_elbo\":null,");
+  snprintf(json, sizeof json,
+           "{\"type\":\"epoch\",\"epoch\":%ld,\"step\":%ld,\"train_recon\":%.10g,\"train_kl\":%.10g,"
+           "\"train_elbo\":%.10g,%s\"samples_per_s\":%.1f,\"seconds\":%.3f,\"elapsed\":%.3f,\"lr\":%.6g,"
+           "\"skipped_steps\":%ld}",
+           r->epoch, r->step, r->train_recon, r->train_kl, -(r->train_recon + r->train_kl), test,
+           r->samples_per_s, r->seconds, r->elapsed, r->lr, r->skipped);
+  vae_metrics_write_json(m, json);
+  clear_progress(m);
+  printf("epoch %3ld  step %7ld  train recon %8.3f kl %7.3f elbo %9.3f", r->epoch, r->step, r->train_recon,
+         r->train_kl, -(r->train_recon + r->train_kl));
+  if (r->has_test)
+    printf(" | test recon %8.3f kl %7.3f elbo %9.3f", r->test_recon, r->test_kl,
+           -(r->test_recon + r->test_kl));
+  printf(" | %8.0f samples/s  %7.1fs\n", r->samples_per_s, r->elapsed);
+  fflush(stdout);
+}
+
+void vae_metrics_step(vae_metrics *m, long epoch, long step, double recon, double kl, double lr,
+                      double kl_weight, double grad_norm) {
+  char json[512];
+  snprintf(json, sizeof json,
+           "{\"type\":\"step\",\"epoch\":%ld,\"step\":%ld,\"recon\":%.10g,\"kl\":%.10g,\"elbo\":%.10g,"
+           "\"lr\":%.6g,\"kl_weight\":%.6g,\"grad_norm\":%.6g}",
+           epoch, step, recon, kl, -(recon + kl), lr, kl_weight, grad_norm);
+  vae_metrics_write_json(m, json);
+}
+
+void vae_metrics_progress(vae_metrics *m, long epoch, long done, long total, double seconds, double recon,
+                          double kl) {
+  if (!m->tty || done <= 0) return;
+  double eta = seconds / (double)done * (double)(total - done);
+  printf("\r\033[Kepoch %ld  step %ld/%ld  recon %.3f  kl %.3f  elbo %.3f  ETA %.0fs", epoch, done, total,
+         recon, kl, -(recon + kl), eta);
+  fflush(stdout);
+  m->progress_shown = 1;
+}

@@ -1,0 +1,435 @@
+/* train.c: `vae_mpi train`, the driver that wires cli, data, model, checkpoint, dist and metrics.
+ * Every user error is found before the first collective that depends on it and agreed on with
+ * vae_dist_check, so a bad input is one error line and a clean exit on every rank, never a hang. */
+#include <cblas.h>
+#include <math.h>
+#include <mpi.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "adam.h"
+#include "checkpoint.h"
+#include "cli.h"
+#include "commands.h"
+#include "data.h"
+#include "dist.h"
+#include "error.h"
+#include "evaluate.h"
+#include "metrics.h"
+#include "outdir.h"
+#include "rng.h"
+#include "signals.h"
+#include "vae.h"
+
+#define DEFAULT_DATA "datasets/fashion-mnist.h5"
+
+static double now(void) { return MPI_Wtime(); }
+
+/* ---- setup: options, data, model ---- */
+
+typedef struct {
+  vae_dist d;
+  vae_train_opts o;
+  vae_data_info train_info, test_info;
+  int has_test;
+  vae_shard train, test;
+  size_t n_params;
+  float *params, *grads, *m, *v; /* grads has room for the step's extras after n_params */
+  vae_views pv, gv;
+  vae_workspace *ws;
+  vae_ckpt_state st;             /* position and the epoch's running sums */
+  int lock_fd;
+  int threads;
+  vae_metrics metrics;
+} trainer;
+
+/* Parses and validates the options and probes the data files; every rank does it alone. */
+static int setup_options(trainer *t, int argc, char **argv, char *err) {
+  vae_train_opts *o = &t->o;
+  vae_train_opts_default(o);
+  int rc = vae_train_opts_parse(o, argc, argv, err);
+  if (rc != 0) return rc;
+  if (vae_train_opts_validate(o, err) < 0) return -1;
+  if (o->data[0] == '\0') {
+    if (access(DEFAULT_DATA, R_OK) != 0)
+      return vae_err(err, "no --data given and %s does not exist: run scripts/get-fashion-mnist.sh, or pass --data FILE.h5",
+                     DEFAULT_DATA);
+    snprintf(o->data, sizeof o->data, "%s", DEFAULT_DATA);
+  }
+  if (vae_data_probe(o->data, o->dataset, &t->train_info, err) < 0) return -1;
+  t->has_test = 0;
+  if (o->test_dataset[0] != '\0' && (o->test_dataset_given || vae_data_exists(o->data, o->test_dataset))) {
+    if (vae_data_probe(o->data, o->test_dataset, &t->test_info, err) < 0) return -1;
+    if (t->test_info.D != t->train_info.D)
+      return vae_err(err, "test dataset %s has %zu values per image but training dataset %s has %zu; pass a matching --test-dataset or --test-dataset ''",
+                     o->test_dataset, t->test_info.D, o->dataset, t->train_info.D);
+    t->has_test = 1;
+  }
+  o->model.in_h = t->train_info.H;
+  o->model.in_w = t->train_info.W;
+  o->model.in_c = t->train_info.C;
+  if (vae_config_validate(&o->model, err) < 0) return -1;
+  if (t->train_info.N < (size_t)t->d.size)
+    return vae_err(err, "%s:%s has %zu images, fewer than the %d ranks; use at most %zu ranks", o->data,
+                   o->dataset, t->train_info.N, t->d.size, t->train_info.N);
+  if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, 0, err) < 0) return -1;
+  return 0;
+}
+
+/* BLAS threads: --threads, or the cores this rank may use divided among the ranks sharing them. */
+static int pick_threads(const vae_train_opts *o) {
+  if (o->threads > 0) return o->threads;
+  MPI_Comm node;
+  int local = 1;
+  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  mpiCheck(MPI_Comm_size(node, &local));
+  MPI_Comm_free(&node);
+  cpu_set_t set;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    long mine = CPU_COUNT(&set);
+    /* Bound to fewer cores than the node has: those are ours alone. */
+    if (mine < cores) return mine > 0 ? (int)mine : 1;
+  }
+  long per = cores / local;
+  return per > 0 ? (int)per : 1;
+}
+
+/* ---- resume ---- */
+
+/* Rank 0 finds and reads the checkpoint to resume from; the result is broadcast afterwards. */
+static int load_resume(trainer *t, int *resumed, char *err) {
+  *resumed = 0;
+  const vae_train_opts *o = &t->o;
+  if (t->d.rank != 0 || o->resume[0] == '\0') return 0;
+  char path[VAE_PATH_LEN + 64];
+  if (strcmp(o->resume, "auto") == 0) {
+    if (vae_checkpoint_find_latest(o->out, path, sizeof path, err) < 0) return -1;
+    if (path[0] == '\0') {
+      printf("resume: no checkpoint in %s, starting fresh\n", o->out);
+      return 0;
+    }
+  } else {
+    snprintf(path, sizeof path, "%s", o->resume);
+  }
+  vae_config ck;
+  float *p = NULL, *m = NULL, *v = NULL;
+  vae_ckpt_state st;
+  if (vae_checkpoint_read(path, &ck, &p, &m, &v, &st, err) < 0) return -1;
+  int bad = vae_checkpoint_match(&ck, &o->model, err) < 0;
+  if (!bad && st.has_data &&
+      ((size_t)st.data_n != t->train_info.N || strcmp(st.data_dataset, o->dataset) != 0))
+    bad = vae_err(err, "checkpoint %s was trained on %s (%lld images of %s), this run reads %zu images of %s; resume with the same data or start a fresh --out",
+                  path, st.data_file, st.data_n, st.data_dataset, t->train_info.N, o->dataset) < 0;
+  if (!bad && (!m || !v))
+    bad = vae_err(err, "checkpoint %s has no optimizer state (model only); it cannot resume training", path) < 0;
+  if (!bad) {
+    memcpy(t->params, p, t->n_params * sizeof *p);
+    memcpy(t->m, m, t->n_params * sizeof *m);
+    memcpy(t->v, v, t->n_params * sizeof *v);
+    t->st = st;
+    *resumed = 1;
+    printf("resume: %s at epoch %ld, step %ld%s\n", path, st.epoch, st.step,
+           st.world_size != t->d.size ? " (trained at another number of ranks: the trajectory will differ)" : "");
+  }
+  free(p);
+  free(m);
+  free(v);
+  return bad ? -1 : 0;
+}
+
+/* ---- checkpoint ---- */
+
+static void fill_state_identity(trainer *t) {
+  vae_ckpt_state *st = &t->st;
+  st->seed = t->o.seed;
+  st->world_size = t->d.size;
+  st->opts = t->o;
+  st->has_opts = 1;
+  st->has_data = 1;
+  snprintf(st->data_file, sizeof st->data_file, "%s", t->o.data);
+  snprintf(st->data_dataset, sizeof st->data_dataset, "%s", t->o.dataset);
+  st->data_n = (long long)t->train_info.N;
+  st->data_rank = t->train_info.rank;
+  for (int i = 0; i < 4; i++) st->data_shape[i] = i < t->train_info.rank ? (long long)t->train_info.dims[i] : 0;
+  snprintf(st->data_dtype, sizeof st->data_dtype, "%s", t->train_info.dtype_name);
+}
+
+/* Rank 0 writes; every rank learns the outcome (a failed write stops the job on every rank). */
+static double save_checkpoint(trainer *t) {
+  double t0 = now();
+  char err[VAE_ERR_LEN] = "";
+  int failed = 0;
+  if (t->d.rank == 0) {
+    char path[VAE_PATH_LEN + 32];
+    fill_state_identity(t);
+    snprintf(path, sizeof path, "%s/checkpoint.h5", t->o.out);
+    failed = vae_checkpoint_write(path, &t->o.model, t->params, t->m, t->v, &t->st, err) < 0;
+    if (!failed) failed = vae_checkpoint_rotate(t->o.out, t->st.step, t->o.keep, err) < 0;
+  }
+  vae_dist_check(&t->d, failed, err);
+  return now() - t0;
+}
+
+/* ---- one step ---- */
+
+/* Extras reduced in the same allreduce as the gradient: */
+enum { X_RECON, X_KL, X_COUNT, X_STOP, X_RANKS };
+
+static float lr_at(const vae_train_opts *o, int world, long step) {
+  double scale = o->lr_scale == VAE_LR_SCALE_LINEAR ? world : o->lr_scale == VAE_LR_SCALE_SQRT ? sqrt(world) : 1.0;
+  double warm = o->lr_warmup_steps > 0 && step < o->lr_warmup_steps ? (double)(step + 1) / o->lr_warmup_steps : 1.0;
+  return (float)(o->lr * scale * warm);
+}
+
+static float kl_weight_at(const vae_train_opts *o, long step) {
+  if (o->kl_warmup_steps > 0 && step < o->kl_warmup_steps) return (float)(o->beta * (double)(step + 1) / o->kl_warmup_steps);
+  return (float)o->beta;
+}
+
+typedef struct {
+  double recon, kl, count, grad_norm;
+  int skipped, stop;
+  float lr, kl_weight;
+} step_result;
+
+static step_result train_step(trainer *t, const uint32_t *rows, int n) {
+  const vae_config *c = &t->o.model;
+  const int L = c->latent, P = t->d.size;
+  float *x = t->grads + t->n_params; /* extras live right after the gradient */
+  step_result r = {0};
+  long step = t->st.step;
+  memset(t->grads, 0, (t->n_params + X_RANKS + (size_t)P) * sizeof *t->grads);
+  r.kl_weight = kl_weight_at(&t->o, step);
+  double recon = 0, kl = 0;
+  if (n > 0) {
+    vae_shard_batch(&t->train, rows, n, t->ws->x);
+    vae_rng_normal(t->ws->eps, (size_t)n * L, t->o.seed, VAE_RNG_EPS, (uint32_t)t->d.rank, (uint64_t)step, 0);
+    vae_forward(c, &t->pv, t->ws, t->ws->x, t->ws->eps, n);
+    vae_backward(c, &t->pv, &t->gv, t->ws, t->ws->x, t->ws->eps, n, r.kl_weight, 1.0f);
+    for (int b = 0; b < n; b++) {
+      recon += t->ws->recon[b];
+      kl += t->ws->kl[b];
+    }
+  }
+  x[X_RECON] = (float)recon;
+  x[X_KL] = (float)kl;
+  x[X_COUNT] = (float)n;
+  x[X_STOP] = vae_signal_pending() ? 1.0f : 0.0f;
+  x[X_RANKS + t->d.rank] = isfinite(recon) && isfinite(kl) ? 0.0f : 1.0f;
+  vae_dist_sum_floats(t->grads, t->n_params + X_RANKS + (size_t)P);
+  r.recon = x[X_RECON];
+  r.kl = x[X_KL];
+  r.count = x[X_COUNT];
+  r.stop = x[X_STOP] > 0;
+  /* The gradient of the global batch's mean loss: sum over ranks (allreduce) / images. */
+  double sq = vae_sum_squares(t->grads, t->n_params);
+  r.grad_norm = sqrt(sq) / r.count;
+  int bad_rank = -1;
+  for (int k = 0; k < P; k++)
+    if (x[X_RANKS + k] != 0.0f && bad_rank < 0) bad_rank = k;
+  r.lr = lr_at(&t->o, P, step);
+  if (bad_rank >= 0 || !isfinite(sq) || !isfinite(r.recon) || !isfinite(r.kl)) {
+    r.skipped = 1;
+    if (t->d.rank == 0)
+      fprintf(stderr, "vae_mpi: warning: step %ld skipped: non-finite %s on rank %d\n", step,
+              bad_rank >= 0 ? "loss" : "gradient", bad_rank >= 0 ? bad_rank : 0);
+  } else {
+    float gscale = (float)(1.0 / r.count);
+    if (t->o.clip_grad_norm > 0 && r.grad_norm > t->o.clip_grad_norm)
+      gscale *= (float)(t->o.clip_grad_norm / (r.grad_norm + 1e-6));
+    vae_adam a = {r.lr, (float)t->o.beta1, (float)t->o.beta2, (float)t->o.adam_eps};
+    vae_adam_update(&a, step + 1, t->params, t->grads, t->m, t->v, t->n_params, gscale);
+  }
+  t->st.step++;
+  return r;
+}
+
+/* ---- the run ---- */
+
+static long steps_per_epoch(const trainer *t) {
+  long mine = (long)((t->train.count + (size_t)t->o.batch_size - 1) / (size_t)t->o.batch_size);
+  return -vae_dist_min_long(-mine); /* the most any rank needs: every image is seen once per epoch */
+}
+
+/* One epoch from the saved position: steps, then the test ELBO, metrics and the epoch checkpoint.
+ * Returns 0, VAE_EXIT_PREEMPTED after a signal's checkpoint, or 1 after too many skipped steps. */
+static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skips, double t_start) {
+  vae_train_opts *o = &t->o;
+  const int B = o->batch_size;
+  double t_epoch = now(), t_train = 0, images = 0;
+  vae_rng_permutation(perm, (uint32_t)t->train.count, o->seed, (uint32_t)t->d.rank, (uint64_t)t->st.epoch);
+  for (long s = t->st.epoch_step; s < spe; s++) {
+    size_t lo = (size_t)s * (size_t)B;
+    int n = lo >= t->train.count ? 0 : (int)(t->train.count - lo < (size_t)B ? t->train.count - lo : (size_t)B);
+    double t0 = now();
+    step_result r = train_step(t, perm + (n > 0 ? lo : 0), n);
+    t_train += now() - t0;
+    images += n;
+    t->st.epoch_step = s + 1;
+    t->st.epoch_steps_total = spe;
+    if (r.skipped) {
+      t->st.epoch_skipped++;
+      if (++*consecutive_skips >= o->max_skips) {
+        if (t->d.rank == 0)
+          fprintf(stderr, "vae_mpi: error: %d consecutive steps had a non-finite loss or gradient (last: step %ld); lower --lr, set --clip-grad-norm, or check the data\n",
+                  *consecutive_skips, t->st.step);
+        return 1;
+      }
+    } else {
+      *consecutive_skips = 0;
+      t->st.epoch_recon_sum += r.recon;
+      t->st.epoch_kl_sum += r.kl;
+      t->st.epoch_count += r.count;
+    }
+    if (t->d.rank == 0) {
+      if (o->log_every > 0 && t->st.step % o->log_every == 0 && !r.skipped)
+        vae_metrics_step(&t->metrics, t->st.epoch + 1, t->st.step, r.recon / r.count, r.kl / r.count, r.lr,
+                         r.kl_weight, r.grad_norm);
+      if (t->st.epoch_count > 0)
+        vae_metrics_progress(&t->metrics, t->st.epoch + 1, s + 1, spe, now() - t_epoch,
+                             t->st.epoch_recon_sum / t->st.epoch_count, t->st.epoch_kl_sum / t->st.epoch_count);
+    }
+    if (r.stop) {
+      save_checkpoint(t);
+      if (t->d.rank == 0)
+        printf("\nvae_mpi: stopped by a signal at step %ld; checkpoint written to %s/checkpoint.h5 (exit status %d; continue with --resume auto)\n",
+               t->st.step, o->out, VAE_EXIT_PREEMPTED);
+      return VAE_EXIT_PREEMPTED;
+    }
+    if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe) save_checkpoint(t);
+  }
+  vae_epoch_record rec = {0};
+  rec.epoch = t->st.epoch + 1;
+  rec.step = t->st.step;
+  rec.train_recon = t->st.epoch_recon_sum / t->st.epoch_count;
+  rec.train_kl = t->st.epoch_kl_sum / t->st.epoch_count;
+  rec.lr = lr_at(o, t->d.size, t->st.step - 1);
+  rec.skipped = t->st.epoch_skipped;
+  /* Training throughput: all images processed over the slowest rank's time in steps (the
+   * allreduce in every step keeps the ranks in lockstep). */
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &t_train, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  vae_dist_sum_doubles(&images, 1);
+  rec.samples_per_s = t_train > 0 ? images / t_train : 0;
+  if (t->has_test) {
+    double ev[3] = {0, 0, 0};
+    vae_eval_shard(&o->model, &t->pv, t->ws, &t->test, o->seed, ev);
+    vae_dist_sum_doubles(ev, 3);
+    rec.has_test = 1;
+    rec.test_recon = ev[0] / ev[2];
+    rec.test_kl = ev[1] / ev[2];
+  }
+  /* The epoch is complete: the checkpoint records the start of the next one. */
+  t->st.epoch++;
+  t->st.epoch_step = 0;
+  t->st.epoch_recon_sum = t->st.epoch_kl_sum = t->st.epoch_count = 0;
+  t->st.epoch_skipped = 0;
+  save_checkpoint(t);
+  rec.seconds = now() - t_epoch;
+  rec.elapsed = now() - t_start;
+  if (t->d.rank == 0) vae_metrics_epoch(&t->metrics, &rec);
+  return 0;
+}
+
+static int run(trainer *t) {
+  vae_train_opts *o = &t->o;
+  long spe = steps_per_epoch(t);
+  uint32_t *perm = mallocCheck((t->train.count ? t->train.count : 1) * sizeof *perm);
+  /* A checkpoint from another number of ranks: the same place in the epoch, proportionally. */
+  if (t->st.world_size > 0 && t->st.world_size != t->d.size && t->st.epoch_step > 0 && t->st.epoch_steps_total > 0)
+    t->st.epoch_step = t->st.epoch_step * spe / t->st.epoch_steps_total;
+  if (t->d.rank == 0) {
+    char desc[256];
+    vae_describe(&o->model, desc, sizeof desc);
+    printf("vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank\n",
+           t->d.size, o->batch_size, o->batch_size * t->d.size, spe, desc, vae_decoder_name(o->model.decoder),
+           t->n_params, t->threads);
+    fflush(stdout);
+  }
+  int consecutive_skips = 0, status = 0;
+  double t_start = now();
+  while (status == 0 && t->st.epoch < o->epochs) status = run_epoch(t, perm, spe, &consecutive_skips, t_start);
+  free(perm);
+  return status;
+}
+
+int vae_cmd_train(int argc, char **argv) {
+  trainer *t = callocCheck(1, sizeof *t);
+  vae_dist_init(&argc, &argv, &t->d);
+  vae_cli_quiet(t->d.rank != 0);
+  char err[VAE_ERR_LEN] = "";
+  int rc = setup_options(t, argc, argv, err);
+  if (rc == 1) { /* --help */
+    vae_dist_finalize();
+    free(t);
+    return 0;
+  }
+  vae_dist_check(&t->d, rc < 0, err);
+  vae_train_opts *o = &t->o;
+
+  /* The output folder and its lock (rank 0), before anything is read or written there. */
+  t->lock_fd = -1;
+  rc = 0;
+  if (t->d.rank == 0) rc = (t->lock_fd = vae_outdir_lock(o->out, err)) < 0;
+  vae_dist_check(&t->d, rc, err);
+
+  /* Buffers: params, grads (+ extras for the allreduce), Adam moments. */
+  t->n_params = vae_num_params(&o->model);
+  t->params = callocCheck(t->n_params, sizeof(float));
+  t->grads = callocCheck(t->n_params + X_RANKS + (size_t)t->d.size, sizeof(float));
+  t->m = callocCheck(t->n_params, sizeof(float));
+  t->v = callocCheck(t->n_params, sizeof(float));
+  vae_views_init(&o->model, t->params, &t->pv);
+  vae_views_init(&o->model, t->grads, &t->gv);
+
+  int resumed = 0;
+  rc = load_resume(t, &resumed, err);
+  vae_dist_check(&t->d, rc < 0, err);
+  resumed = vae_dist_any(resumed);
+  if (!resumed && t->d.rank == 0) vae_init_params(&o->model, t->params, o->seed);
+  /* Rank 0's parameters, moments and position to every rank. */
+  vae_dist_bcast_floats(t->params, t->n_params);
+  if (resumed) {
+    vae_dist_bcast_floats(t->m, t->n_params);
+    vae_dist_bcast_floats(t->v, t->n_params);
+    mpiCheck(MPI_Bcast(&t->st, (int)sizeof t->st, MPI_BYTE, 0, MPI_COMM_WORLD));
+  }
+
+  /* Data: collective shard reads, then the values checked (finite; in [0, 1] for Bernoulli). */
+  rc = vae_data_read_shard(&t->train_info, MPI_COMM_WORLD, &t->train, err);
+  if (rc == 0) rc = vae_shard_validate(&t->train, o->model.decoder == VAE_DEC_BERNOULLI, err);
+  vae_dist_check(&t->d, rc < 0, err);
+  if (t->has_test) {
+    rc = vae_data_read_shard(&t->test_info, MPI_COMM_WORLD, &t->test, err);
+    if (rc == 0) rc = vae_shard_validate(&t->test, o->model.decoder == VAE_DEC_BERNOULLI, err);
+    vae_dist_check(&t->d, rc < 0, err);
+  }
+
+  t->threads = pick_threads(o);
+  openblas_set_num_threads(t->threads);
+  t->ws = vae_workspace_create(&o->model, o->batch_size);
+  vae_signals_install();
+
+  rc = 0;
+  if (t->d.rank == 0) rc = vae_metrics_open(&t->metrics, o->out, resumed ? t->st.step : 0, err);
+  vae_dist_check(&t->d, rc < 0, err);
+
+  int status = t->st.epoch >= o->epochs ? 0 : run(t);
+  if (t->d.rank == 0 && status == 0 && t->st.epoch >= o->epochs)
+    printf("vae_mpi train: done, %ld epochs, %ld steps; checkpoint %s/checkpoint.h5\n", t->st.epoch, t->st.step, o->out);
+
+  if (t->d.rank == 0) vae_metrics_close(&t->metrics);
+  vae_workspace_free(t->ws);
+  vae_shard_free(&t->train);
+  if (t->has_test) vae_shard_free(&t->test);
+  free(t->params);
+  free(t->grads);
+  free(t->m);
+  free(t->v);
+  if (t->lock_fd >= 0) close(t->lock_fd);
+  free(t);
+  vae_dist_finalize();
+  return status;
+}
