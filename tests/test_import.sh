@@ -209,6 +209,23 @@ assert counts == [1000] * 10, counts
 assert np.array_equal(x, want)
 assert abs(x.mean() - 73.15) < 0.1, x.mean()  # Fashion-MNIST test set mean pixel is ~73.15 of 255
 EOF
+  # scripts/get-fashion-mnist.sh: both splits into a fresh file, then a second run that skips.
+  full=$tmp/fm-full.h5
+  VAE_MPI=$VAE_MPI bash "${VAE_SOURCE_DIR:-$(dirname "$0")/..}/scripts/get-fashion-mnist.sh" "$full" \
+    >"$tmp/get.txt" 2>&1
+  get_status=$?
+  ok "get-fashion-mnist exits 0 ($(tail -1 "$tmp/get.txt"))" [ "$get_status" -eq 0 ]
+  ok "get-fashion-mnist: train (60000, 28, 28, 1) and test (10000, 28, 28, 1)" "$PY" -c "
+import h5py, sys
+with h5py.File(sys.argv[1], 'r') as f:
+    shapes = [f[k].shape for k in ('train/images', 'train/labels', 'test/images', 'test/labels')]
+sys.exit(shapes != [(60000, 28, 28, 1), (60000,), (10000, 28, 28, 1), (10000,)])" "$full"
+  ok "get-fashion-mnist: no temporary left" [ -z "$(ls "$tmp" | grep 'fm-full.h5.tmp')" ]
+  before=$(sum "$full")
+  VAE_MPI=$VAE_MPI bash "${VAE_SOURCE_DIR:-$(dirname "$0")/..}/scripts/get-fashion-mnist.sh" "$full" \
+    >"$tmp/get.txt" 2>&1
+  ok "get-fashion-mnist second run: skips ($(cat "$tmp/get.txt"))" grep -q "nothing to do" "$tmp/get.txt"
+  ok "get-fashion-mnist second run: file unchanged" [ "$(sum "$full")" = "$before" ]
 else
   echo "test_import: $fm not installed; skipping the real-data check"
 fi
