@@ -94,40 +94,41 @@ static void test_memory(unsigned char *buf) {
   CHECK(x.ndim == 4 && x.dims[3] == 3 && x.count == 36 && pattern_ok(&x), "4-d parse");
   vae_idx_free(&x);
 
-  /* Corruptions. */
-  n = build(buf, 0x08, 3, d3, 60);
-  buf[0] = 0x12;
-  expect_refused(buf, n, "bad magic", "bad magic byte 0");
-  n = build(buf, 0x08, 3, d3, 60);
-  buf[1] = 0x01;
-  expect_refused(buf, n, "bad magic", "bad magic byte 1");
-  n = build(buf, 0x0D, 3, d3, 60);
-  expect_refused(buf, n, "0x0d (float32) is not supported", "float32 type");
-  n = build(buf, 0x42, 3, d3, 60);
-  expect_refused(buf, n, "0x42 (unknown) is not supported", "unknown type");
-  n = build(buf, 0x08, 0, d3, 0);
-  expect_refused(buf, n, "ndim 0 is out of range", "ndim 0");
-  uint32_t d5[5] = {1, 1, 1, 1, 1};
-  n = build(buf, 0x08, 5, d5, 1);
-  expect_refused(buf, n, "ndim 5 is out of range", "ndim 5");
-  uint32_t dz[3] = {5, 0, 3};
-  n = build(buf, 0x08, 3, dz, 0);
-  expect_refused(buf, n, "dimension 1 is zero", "zero dimension");
-  n = build(buf, 0x08, 3, d3, 59);
-  expect_refused(buf, n, "truncated IDX data: shape (5, 4, 3) needs 60 bytes, only 59", "truncated");
-  n = build(buf, 0x08, 3, d3, 62);
-  expect_refused(buf, n, "2 trailing bytes", "trailing bytes");
-  n = build(buf, 0x08, 3, d3, 0);
-  expect_refused(buf, 4 + 4 * 2 + 1, "header is 13 bytes, shorter than the 16", "short header");
-  expect_refused(buf, 3, "shorter than the 4-byte magic", "3 bytes");
+  /* Corruptions, one per row: the buffer built from (type, ndim, dims, ndata), then byte `poke`
+   * set to `val` (poke < 0: none), cut to `len` bytes (0: keep the whole), must be refused with a
+   * message containing `needle`. */
+  static const struct {
+    const char *what;
+    int type, ndim;
+    uint32_t dims[5];
+    size_t ndata;
+    int poke, val;
+    size_t len;
+    const char *needle;
+  } bad[] = {
+      {"bad magic byte 0", 0x08, 3, {5, 4, 3}, 60, 0, 0x12, 0, "bad magic"},
+      {"bad magic byte 1", 0x08, 3, {5, 4, 3}, 60, 1, 0x01, 0, "bad magic"},
+      {"float32 type", 0x0D, 3, {5, 4, 3}, 60, -1, 0, 0, "0x0d (float32) is not supported"},
+      {"unknown type", 0x42, 3, {5, 4, 3}, 60, -1, 0, 0, "0x42 (unknown) is not supported"},
+      {"ndim 0", 0x08, 0, {0}, 0, -1, 0, 0, "ndim 0 is out of range"},
+      {"ndim 5", 0x08, 5, {1, 1, 1, 1, 1}, 1, -1, 0, 0, "ndim 5 is out of range"},
+      {"zero dimension", 0x08, 3, {5, 0, 3}, 0, -1, 0, 0, "dimension 1 is zero"},
+      {"truncated", 0x08, 3, {5, 4, 3}, 59, -1, 0, 0,
+       "truncated IDX data: shape (5, 4, 3) needs 60 bytes, only 59"},
+      {"trailing bytes", 0x08, 3, {5, 4, 3}, 62, -1, 0, 0, "2 trailing bytes"},
+      {"short header", 0x08, 3, {5, 4, 3}, 0, -1, 0, 13, "header is 13 bytes, shorter than the 16"},
+      {"3 bytes", 0x08, 3, {5, 4, 3}, 0, -1, 0, 3, "shorter than the 4-byte magic"},
+      {"dims product overflow", 0x08, 4, {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, 0, -1,
+       0, 0, "dimensions overflow"},
+      /* Declared size huge but not overflowing: refused as truncated without allocating it. */
+      {"huge declared size", 0x08, 3, {0xFFFFFFFFu, 28, 28}, 10, -1, 0, 0, "truncated IDX data"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    n = build(buf, bad[i].type, bad[i].ndim, bad[i].dims, bad[i].ndata);
+    if (bad[i].poke >= 0) buf[bad[i].poke] = (unsigned char)bad[i].val;
+    expect_refused(buf, bad[i].len ? bad[i].len : n, bad[i].needle, bad[i].what);
+  }
   expect_refused(buf, 0, "shorter than the 4-byte magic", "empty");
-  uint32_t dbig[4] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
-  n = build(buf, 0x08, 4, dbig, 0);
-  expect_refused(buf, n, "dimensions overflow", "dims product overflow");
-  /* Declared size huge but not overflowing: refused as truncated without allocating it. */
-  uint32_t dhuge[3] = {0xFFFFFFFFu, 28, 28};
-  n = build(buf, 0x08, 3, dhuge, 10);
-  expect_refused(buf, n, "truncated IDX data", "huge declared size");
 }
 
 static void test_files(unsigned char *buf) {
