@@ -149,9 +149,13 @@ static hid_t write_anon(hid_t file, const vae_idx *x, const hsize_t *dims, int n
   hid_t d = H5I_INVALID_HID;
   if (space < 0 || dcpl < 0) goto done;
   if (chunk_n > 0) {
-    hsize_t cd[4];
+    hsize_t cd[4], row = 1;
     for (int i = 0; i < nd; i++) cd[i] = dims[i];
-    cd[0] = (hsize_t)chunk_n < dims[0] ? (hsize_t)chunk_n : dims[0];
+    for (int i = 1; i < nd; i++) row *= dims[i];
+    /* HDF5 chunks must stay under 4 GiB; keep them under 1 GiB (large images, large --chunk). */
+    hsize_t rows = (hsize_t)chunk_n, max_rows = ((hsize_t)1 << 30) / row;
+    if (rows > max_rows) rows = max_rows ? max_rows : 1;
+    cd[0] = rows < dims[0] ? rows : dims[0];
     if (H5Pset_chunk(dcpl, nd, cd) < 0 || H5Pset_shuffle(dcpl) < 0 ||
         H5Pset_deflate(dcpl, IMPORT_GZIP_LEVEL) < 0)
       goto done;
