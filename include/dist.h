@@ -28,6 +28,8 @@ void vae_dist_sum_doubles(double *v, int n);
 void vae_dist_sum_floats(float *v, size_t n);
 /* Rank 0's buffer to every rank. */
 void vae_dist_bcast_floats(float *v, size_t n);
+/* 1 when the n bytes at p are identical on every rank (a 64-bit hash compared by min and max). */
+int vae_dist_same_bytes(const void *p, size_t n);
 /* Minimum of a long over all ranks. */
 long vae_dist_min_long(long v);
 

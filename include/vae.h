@@ -54,7 +54,7 @@ typedef struct {
 
 /* One named tensor of the layout, for checkpoints: name like "encoder/mu/weight". */
 typedef struct {
-  char name[48];
+  char name[64];
   size_t offset; /* in floats, from the start of the flat buffer */
   int ndim;      /* 1 (bias) or 2 (weight) */
   int dims[2];   /* (out, in) or (out) */

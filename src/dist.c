@@ -3,6 +3,7 @@
 #include "dist.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,4 +80,21 @@ long vae_dist_min_long(long v) {
   long out = v;
   mpiCheck(MPI_Allreduce(&v, &out, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD));
   return out;
+}
+
+int vae_dist_same_bytes(const void *p, size_t n) {
+  /* FNV-1a over 8-byte words, then the tail. */
+  const unsigned char *b = p;
+  uint64_t h = 1469598103934665603ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, b + i, 8);
+    h = (h ^ w) * 1099511628211ull;
+  }
+  for (; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  uint64_t lo = h, hi = h;
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD));
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD));
+  return lo == hi;
 }

@@ -46,7 +46,7 @@ typedef struct {
 } trainer;
 
 /* Parses and validates the options and probes the data files; every rank does it alone. */
-static int setup_options(trainer *t, int argc, char **argv, char *err) {
+static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, char *err) {
   vae_train_opts *o = &t->o;
   vae_train_opts_default(o);
   int rc = vae_train_opts_parse(o, argc, argv, err);
@@ -62,19 +62,19 @@ static int setup_options(trainer *t, int argc, char **argv, char *err) {
   t->has_test = 0;
   if (o->test_dataset[0] != '\0' && (o->test_dataset_given || vae_data_exists(o->data, o->test_dataset))) {
     if (vae_data_probe(o->data, o->test_dataset, &t->test_info, err) < 0) return -1;
-    if (t->test_info.D != t->train_info.D)
+    if (t->test_info.d != t->train_info.d)
       return vae_err(err, "test dataset %s has %zu values per image but training dataset %s has %zu; pass a matching --test-dataset or --test-dataset ''",
-                     o->test_dataset, t->test_info.D, o->dataset, t->train_info.D);
+                     o->test_dataset, t->test_info.d, o->dataset, t->train_info.d);
     t->has_test = 1;
   }
-  o->model.in_h = t->train_info.H;
-  o->model.in_w = t->train_info.W;
-  o->model.in_c = t->train_info.C;
+  o->model.in_h = (int)t->train_info.h;
+  o->model.in_w = (int)t->train_info.w;
+  o->model.in_c = (int)t->train_info.c;
   if (vae_config_validate(&o->model, err) < 0) return -1;
-  if (t->train_info.N < (size_t)t->d.size)
+  if (t->train_info.n < (size_t)t->d.size)
     return vae_err(err, "%s:%s has %zu images, fewer than the %d ranks; use at most %zu ranks", o->data,
-                   o->dataset, t->train_info.N, t->d.size, t->train_info.N);
-  if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, 0, err) < 0) return -1;
+                   o->dataset, t->train_info.n, t->d.size, t->train_info.n);
+  if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, mem_limit, err) < 0) return -1;
   return 0;
 }
 
@@ -106,7 +106,7 @@ static int load_resume(trainer *t, int *resumed, char *err) {
   if (t->d.rank != 0 || o->resume[0] == '\0') return 0;
   char path[VAE_PATH_LEN + 64];
   if (strcmp(o->resume, "auto") == 0) {
-    if (vae_checkpoint_find_latest(o->out, path, sizeof path, err) < 0) return -1;
+    if (vae_checkpoint_find_latest(o->out, path, sizeof path, NULL, 0, err) < 0) return -1;
     if (path[0] == '\0') {
       printf("resume: no checkpoint in %s, starting fresh\n", o->out);
       return 0;
@@ -120,9 +120,9 @@ static int load_resume(trainer *t, int *resumed, char *err) {
   if (vae_checkpoint_read(path, &ck, &p, &m, &v, &st, err) < 0) return -1;
   int bad = vae_checkpoint_match(&ck, &o->model, err) < 0;
   if (!bad && st.has_data &&
-      ((size_t)st.data_n != t->train_info.N || strcmp(st.data_dataset, o->dataset) != 0))
+      ((size_t)st.data_n != t->train_info.n || strcmp(st.data_dataset, o->dataset) != 0))
     bad = vae_err(err, "checkpoint %s was trained on %s (%lld images of %s), this run reads %zu images of %s; resume with the same data or start a fresh --out",
-                  path, st.data_file, st.data_n, st.data_dataset, t->train_info.N, o->dataset) < 0;
+                  path, st.data_file, st.data_n, st.data_dataset, t->train_info.n, o->dataset) < 0;
   if (!bad && (!m || !v))
     bad = vae_err(err, "checkpoint %s has no optimizer state (model only); it cannot resume training", path) < 0;
   if (!bad) {
@@ -151,10 +151,12 @@ static void fill_state_identity(trainer *t) {
   st->has_data = 1;
   snprintf(st->data_file, sizeof st->data_file, "%s", t->o.data);
   snprintf(st->data_dataset, sizeof st->data_dataset, "%s", t->o.dataset);
-  st->data_n = (long long)t->train_info.N;
-  st->data_rank = t->train_info.rank;
-  for (int i = 0; i < 4; i++) st->data_shape[i] = i < t->train_info.rank ? (long long)t->train_info.dims[i] : 0;
-  snprintf(st->data_dtype, sizeof st->data_dtype, "%s", t->train_info.dtype_name);
+  st->data_n = (long long)t->train_info.n;
+  st->data_rank = t->train_info.ndims;
+  for (int i = 0; i < 4; i++) st->data_shape[i] = i < t->train_info.ndims ? (long long)t->train_info.dims[i] : 0;
+  const vae_data_kind k = t->train_info.kind;
+  snprintf(st->data_dtype, sizeof st->data_dtype, "%s",
+           k == VAE_DATA_UINT8 ? "uint8" : k == VAE_DATA_FLOAT32 ? "float32" : "float64");
 }
 
 /* Rank 0 writes; every rank learns the outcome (a failed write stops the job on every rank). */
@@ -321,6 +323,13 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
     rec.test_recon = ev[0] / ev[2];
     rec.test_kl = ev[1] / ev[2];
   }
+  /* Data parallelism keeps every rank's parameters bit-identical; check it once an epoch. */
+  if (!vae_dist_same_bytes(t->params, t->n_params * sizeof *t->params)) {
+    if (t->d.rank == 0)
+      fprintf(stderr, "vae_mpi: error: parameters differ between ranks after epoch %ld (an MPI or hardware fault); the last checkpoint is intact, rerun with --resume auto\n",
+              t->st.epoch + 1);
+    return 1;
+  }
   /* The epoch is complete: the checkpoint records the start of the next one. */
   t->st.epoch++;
   t->st.epoch_step = 0;
@@ -360,7 +369,8 @@ int vae_cmd_train(int argc, char **argv) {
   vae_dist_init(&argc, &argv, &t->d);
   vae_cli_quiet(t->d.rank != 0);
   char err[VAE_ERR_LEN] = "";
-  int rc = setup_options(t, argc, argv, err);
+  size_t mem_limit = vae_data_mem_limit(MPI_COMM_WORLD); /* collective: before any early return */
+  int rc = setup_options(t, argc, argv, mem_limit, err);
   if (rc == 1) { /* --help */
     vae_dist_finalize();
     free(t);
@@ -373,6 +383,14 @@ int vae_cmd_train(int argc, char **argv) {
   t->lock_fd = -1;
   rc = 0;
   if (t->d.rank == 0) rc = (t->lock_fd = vae_outdir_lock(o->out, err)) < 0;
+  if (t->d.rank == 0 && !rc && o->resume[0] == '\0') {
+    /* A fresh start never overwrites an earlier run's checkpoint. */
+    char ck[VAE_PATH_LEN + 32];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", o->out);
+    if (access(ck, F_OK) == 0)
+      rc = vae_err(err, "%s already holds a checkpoint: pass --resume auto to continue that run, or another --out for a new one",
+                   o->out) < 0;
+  }
   vae_dist_check(&t->d, rc, err);
 
   /* Buffers: params, grads (+ extras for the allreduce), Adam moments. */

@@ -29,6 +29,9 @@ int main(int argc, char **argv) {
   for (int i = 0; i < N; i++) ok &= v[i] == (float)i * 0.5f;
   CHECK(ok, "broadcast wrong on rank %d", d.rank);
   vae_dist_check(&d, 0, NULL); /* no rank failed: returns */
+  CHECK(vae_dist_same_bytes(v, N * sizeof *v) == 1, "identical buffers reported different");
+  if (d.rank == d.size - 1) v[N / 2] += 1.0f;
+  CHECK(vae_dist_same_bytes(v, N * sizeof *v) == 0, "one changed float on the last rank not detected");
   free(v);
   int rc = check_done("test_dist");
   int all = 0;
