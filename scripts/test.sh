@@ -14,7 +14,8 @@ scripts/build.sh build
 
 echo "== ASan + UBSan build: unit and MPI tests"
 scripts/build.sh build-asan -DVAE_SANITIZE=ON
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+# Full unwinding: Open MPI and OpenBLAS lack frame pointers, and suppressions match on whole stacks.
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure --timeout 900 -L 'unit|mpi')
