@@ -1,0 +1,2 @@
+# Model math: layers and loss kernels, gradients against finite differences, PyTorch reference.
+vae_unit_test(test_layers)
