@@ -33,7 +33,9 @@ int vae_config_validate(const vae_config *c, char *err) {
     return vae_err(err, "unknown decoder %d", (int)c->decoder);
   if (!(c->sigma > 0.0f) || !isfinite(c->sigma))
     return vae_err(err, "--sigma must be a positive number, got %g", (double)c->sigma);
-  if (!isfinite(c->logvar_min)) return vae_err(err, "--logvar-min must be finite");
+  /* the learned-variance loss needs exp(-logvar_min) as a finite float (loss.c) */
+  if (!(c->logvar_min >= -80.0f && c->logvar_min <= 80.0f))
+    return vae_err(err, "--logvar-min must be in [-80, 80], got %g", (double)c->logvar_min);
   return 0;
 }
 

@@ -1,0 +1,113 @@
+/* layers.c: linear layers (cblas_sgemm), ReLU, the reparameterization, and the naive triple-loop
+ * references the tests compare them with. Never allocates and never knows about the model's shape or
+ * the loss: vae.c wires these together, loss.c owns the decoders' likelihoods. */
+#include "layers.h"
+
+#include <cblas.h>
+#include <math.h>
+
+/* ---- linear ---- */
+
+/* Y = X W^T: X (B, IN), W (OUT, IN), Y (B, OUT); beta 0 so Y needs no initialisation. */
+static void gemm_xwt(float *out, const float *inp, const float *w, int B, int IN, int OUT) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, inp, IN, w, IN, 0.0f, out,
+              OUT);
+}
+
+void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+                        int OUT) {
+  gemm_xwt(out, inp, w, B, IN, OUT);
+  for (int r = 0; r < B; r++) {
+    float *y = out + (size_t)r * (size_t)OUT;
+    for (int o = 0; o < OUT; o++) y[o] += b[o];
+  }
+}
+
+void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
+                             int IN, int OUT) {
+  gemm_xwt(out, inp, w, B, IN, OUT);
+  for (int r = 0; r < B; r++) {
+    float *y = out + (size_t)r * (size_t)OUT;
+    for (int o = 0; o < OUT; o++) {
+      float v = y[o] + b[o];
+      y[o] = v > 0.0f ? v : 0.0f; /* a ternary, not fmaxf: NaN must reach the non-finite check */
+    }
+  }
+}
+
+void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, float alpha, int B, int IN, int OUT) {
+  /* dX (B, IN) = alpha dY (B, OUT) W (OUT, IN) */
+  if (dinp)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, alpha, dout, OUT, w, IN, 0.0f,
+                dinp, IN);
+  /* dW (OUT, IN) += alpha dY^T (OUT, B) X (B, IN) */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, alpha, dout, OUT, inp, IN, 1.0f, dw,
+              IN);
+  /* db += alpha * sum over rows; row-wise so the inner loop is contiguous and vectorizes. */
+  for (int r = 0; r < B; r++) {
+    const float *dy = dout + (size_t)r * (size_t)OUT;
+    for (int o = 0; o < OUT; o++) db[o] += alpha * dy[o];
+  }
+}
+
+void vae_relu_backward(float *dh, const float *h, size_t n) {
+  for (size_t i = 0; i < n; i++) dh[i] = h[i] > 0.0f ? dh[i] : 0.0f;
+}
+
+/* ---- reparameterization ---- */
+
+void vae_reparam_forward(float *z, const float *mulv, const float *eps, int B, int L) {
+  for (int r = 0; r < B; r++) {
+    const float *mu = mulv + (size_t)r * 2 * (size_t)L, *lv = mu + L;
+    const float *e = eps + (size_t)r * (size_t)L;
+    float *zr = z + (size_t)r * (size_t)L;
+    for (int j = 0; j < L; j++) zr[j] = mu[j] + expf(0.5f * lv[j]) * e[j];
+  }
+}
+
+void vae_reparam_backward(float *dmulv, const float *dz, const float *mulv, const float *eps, int B,
+                          int L) {
+  for (int r = 0; r < B; r++) {
+    const float *lv = mulv + (size_t)r * 2 * (size_t)L + L;
+    const float *e = eps + (size_t)r * (size_t)L, *d = dz + (size_t)r * (size_t)L;
+    float *dmu = dmulv + (size_t)r * 2 * (size_t)L, *dlv = dmu + L;
+    for (int j = 0; j < L; j++) {
+      dmu[j] += d[j];
+      dlv[j] += d[j] * e[j] * 0.5f * expf(0.5f * lv[j]);
+    }
+  }
+}
+
+/* ---- naive references ---- */
+
+void vae_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+                            int OUT) {
+  for (int r = 0; r < B; r++)
+    for (int o = 0; o < OUT; o++) {
+      double s = b[o];
+      for (int i = 0; i < IN; i++) s += (double)inp[(size_t)r * IN + i] * w[(size_t)o * IN + i];
+      out[(size_t)r * OUT + o] = (float)s;
+    }
+}
+
+void vae_linear_backward_ref(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                             const float *w, float alpha, int B, int IN, int OUT) {
+  if (dinp)
+    for (int r = 0; r < B; r++)
+      for (int i = 0; i < IN; i++) {
+        double s = 0;
+        for (int o = 0; o < OUT; o++) s += (double)dout[(size_t)r * OUT + o] * w[(size_t)o * IN + i];
+        dinp[(size_t)r * IN + i] = (float)(alpha * s);
+      }
+  for (int o = 0; o < OUT; o++) {
+    for (int i = 0; i < IN; i++) {
+      double s = 0;
+      for (int r = 0; r < B; r++) s += (double)dout[(size_t)r * OUT + o] * inp[(size_t)r * IN + i];
+      dw[(size_t)o * IN + i] += (float)(alpha * s);
+    }
+    double s = 0;
+    for (int r = 0; r < B; r++) s += dout[(size_t)r * OUT + o];
+    db[o] += (float)(alpha * s);
+  }
+}
