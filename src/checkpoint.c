@@ -659,13 +659,13 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
       case F_LR_SCALE:
         rc = get_str(g, f->name, s, sizeof s, &c);
         if (rc < 0) break;
-        rc = vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected none, linear or sqrt",
-                     path, s);
-        for (unsigned k = 0; k < 3; k++)
-          if (strcmp(s, lr_scale_names[k]) == 0) {
-            *(vae_lr_scale *)p = (vae_lr_scale)k;
-            rc = 0;
-          }
+        unsigned k = 0;
+        while (k < 3 && strcmp(s, lr_scale_names[k]) != 0) k++;
+        if (k == 3)
+          rc = vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected none, linear or sqrt",
+                       path, s);
+        else
+          *(vae_lr_scale *)p = (vae_lr_scale)k;
         break;
     }
   }
