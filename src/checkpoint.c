@@ -574,11 +574,18 @@ static int get_str(hid_t loc, const char *name, char *out, size_t n, const rctx 
  * Reading the header: root attributes, /model, /config, /data
  * ====================================================================================== */
 
+/* Opens group /name of a checkpoint, or says it is not a group. */
+static hid_t open_group(hid_t fid, const char *name, const char *path, char *err) {
+  hid_t g = H5Gopen2(fid, name, H5P_DEFAULT);
+  if (g < 0) vae_err(err, "checkpoint %s: /%s is not a group; " SCHEMA_HINT, path, name);
+  return g;
+}
+
 static int read_model_attrs(hid_t fid, const char *path, vae_config *cfg, char *err) {
   if (H5Lexists(fid, "model", H5P_DEFAULT) <= 0)
     return vae_err(err, "checkpoint %s has no /model group; " SCHEMA_HINT, path);
-  hid_t g = H5Gopen2(fid, "model", H5P_DEFAULT);
-  if (g < 0) return vae_err(err, "checkpoint %s: /model is not a group; " SCHEMA_HINT, path);
+  hid_t g = open_group(fid, "model", path, err);
+  if (g < 0) return -1;
   rctx c = {path, "/model", err};
   vae_config r;
   memset(&r, 0, sizeof r);
@@ -635,8 +642,8 @@ done:
 }
 
 static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) {
-  hid_t g = H5Gopen2(fid, "config", H5P_DEFAULT);
-  if (g < 0) return vae_err(err, "checkpoint %s: /config is not a group; " SCHEMA_HINT, path);
+  hid_t g = open_group(fid, "config", path, err);
+  if (g < 0) return -1;
   rctx c = {path, "/config", err};
   int rc = 0;
   for (size_t i = 0; i < N_OPT_FIELDS && rc == 0; i++) {
@@ -674,8 +681,8 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
 }
 
 static int read_data_attrs(hid_t fid, const char *path, vae_ckpt_state *st, char *err) {
-  hid_t g = H5Gopen2(fid, "data", H5P_DEFAULT);
-  if (g < 0) return vae_err(err, "checkpoint %s: /data is not a group; " SCHEMA_HINT, path);
+  hid_t g = open_group(fid, "data", path, err);
+  if (g < 0) return -1;
   rctx c = {path, "/data", err};
   long long n, shape[VAE_CKPT_MAX_DATA_RANK];
   int rank = 0, rc = -1;

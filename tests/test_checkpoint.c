@@ -197,6 +197,18 @@ static void check_state_equal(const vae_ckpt_state *a, const vae_ckpt_state *b) 
         "opts doubles differ (lr %g beta %g clip %g)", y->lr, y->beta, y->clip_grad_norm);
 }
 
+/* Writes dir/name at `step` with buffers and state keyed by the step. */
+static void write_step(const char *dir, const char *name, long step, const vae_config *cfg) {
+  char path[192], err[VAE_ERR_LEN];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  float *p, *m, *v;
+  sample_buffers(cfg, (uint64_t)step, &p, &m, &v);
+  vae_ckpt_state st;
+  sample_state(&st, step);
+  CHECK(vae_checkpoint_write(path, cfg, p, m, v, &st, err) == 0, "write %s: %s", path, err);
+  free3(p, m, v);
+}
+
 /* ---------- round trips ---------- */
 
 static void test_roundtrip(const vae_config *cfg, int with_opt, int with_extras) {
@@ -294,11 +306,11 @@ static void test_write_refusals(void) {
   new_dir(dir, sizeof dir);
   snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
   const vae_config *cfg = &CFG_LEARNED;
+  write_step(dir, "checkpoint.h5", 100, cfg);
   float *p, *m, *v;
   sample_buffers(cfg, 2, &p, &m, &v);
   vae_ckpt_state st;
-  sample_state(&st, 100);
-  CHECK(vae_checkpoint_write(path, cfg, p, m, v, &st, err) == 0, "first write: %s", err);
+  sample_state(&st, 200);
   size_t len;
   unsigned char *before = read_bytes(path, &len);
   CHECK(before && len > 1000, "checkpoint is %zu bytes", len);
@@ -392,6 +404,17 @@ static void put_int_attr(hid_t loc, const char *name, int v) {
   H5Sclose(sp);
 }
 
+/* (Re)creates dataset name with the given type and shape, uninitialised (zeros). */
+static void replace_dataset(hid_t f, const char *name, hid_t type, int rank, hsize_t d0, hsize_t d1) {
+  if (H5Lexists(f, name, H5P_DEFAULT) > 0) H5Ldelete(f, name, H5P_DEFAULT);
+  hsize_t dims[2] = {d0, d1};
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(d >= 0, "cannot create %s", name);
+  H5Dclose(d);
+  H5Sclose(sp);
+}
+
 /* Copies good to out, then damages one thing with the HDF5 C API. */
 static void make_broken(const char *good, const char *out, breakage b) {
   size_t len;
@@ -400,29 +423,13 @@ static void make_broken(const char *good, const char *out, breakage b) {
   free(bytes);
   hid_t f = H5Fopen(out, H5F_ACC_RDWR, H5P_DEFAULT);
   CHECK(f >= 0, "cannot reopen %s", out);
-  hsize_t dims[2] = {400, 784};
   hid_t sp, d, g;
   switch (b) {
     case BREAK_DELETE_TENSOR: H5Ldelete(f, "model/encoder/mu/bias", H5P_DEFAULT); break;
     case BREAK_TRANSPOSE: /* (784, 400) where (400, 784) belongs */
-      H5Ldelete(f, "model/encoder/hidden0/weight", H5P_DEFAULT);
-      dims[0] = 784;
-      dims[1] = 400;
-      sp = H5Screate_simple(2, dims, NULL);
-      d = H5Dcreate2(f, "model/encoder/hidden0/weight", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                     H5P_DEFAULT);
-      H5Dclose(d);
-      H5Sclose(sp);
+      replace_dataset(f, "model/encoder/hidden0/weight", H5T_IEEE_F32LE, 2, 784, 400);
       break;
-    case BREAK_INT_DTYPE:
-      H5Ldelete(f, "model/decoder/out/bias", H5P_DEFAULT);
-      dims[0] = 784;
-      sp = H5Screate_simple(1, dims, NULL);
-      d = H5Dcreate2(f, "model/decoder/out/bias", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                     H5P_DEFAULT);
-      H5Dclose(d);
-      H5Sclose(sp);
-      break;
+    case BREAK_INT_DTYPE: replace_dataset(f, "model/decoder/out/bias", H5T_STD_I32LE, 1, 784, 0); break;
     case BREAK_NAN: {
       float nan = NAN;
       hsize_t start[2] = {7, 3}, one[2] = {1, 1};
@@ -444,14 +451,7 @@ static void make_broken(const char *good, const char *out, breakage b) {
       put_int_attr(g, "decoder", 3);
       H5Gclose(g);
       break;
-    case BREAK_EXTRA:
-      dims[0] = 784;
-      sp = H5Screate_simple(1, dims, NULL);
-      d = H5Dcreate2(f, "model/decoder/stray", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT,
-                     H5P_DEFAULT);
-      H5Dclose(d);
-      H5Sclose(sp);
-      break;
+    case BREAK_EXTRA: replace_dataset(f, "model/decoder/stray", H5T_IEEE_F32LE, 1, 784, 0); break;
     case BREAK_DROP_V: H5Ldelete(f, "optimizer/v", H5P_DEFAULT); break;
     case BREAK_CONFIG_ATTR:
       g = H5Gopen2(f, "config", H5P_DEFAULT);
@@ -478,12 +478,7 @@ static void test_read_refusals(void) {
   char dir[64], good[128], bad[160], err[VAE_ERR_LEN];
   new_dir(dir, sizeof dir);
   snprintf(good, sizeof good, "%s/checkpoint.h5", dir);
-  const vae_config *cfg = &CFG_BERNOULLI;
-  float *p, *m, *v;
-  sample_buffers(cfg, 3, &p, &m, &v);
-  vae_ckpt_state st;
-  sample_state(&st, 100);
-  CHECK(vae_checkpoint_write(good, cfg, p, m, v, &st, err) == 0, "write: %s", err);
+  write_step(dir, "checkpoint.h5", 100, &CFG_BERNOULLI);
 
   size_t len;
   unsigned char *bytes = read_bytes(good, &len);
@@ -530,22 +525,11 @@ static void test_read_refusals(void) {
   float *rp, *rm, *rv;
   CHECK(vae_checkpoint_read(good, &c, &rp, &rm, &rv, NULL, err) == 0, "good file: %s", err);
   if (rp) free3(rp, rm, rv);
-  free3(p, m, v);
   rm_tree(dir);
 }
 
 /* ---------- --resume auto ---------- */
 
-static void write_step(const char *dir, const char *name, long step, const vae_config *cfg) {
-  char path[192], err[VAE_ERR_LEN];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  float *p, *m, *v;
-  sample_buffers(cfg, (uint64_t)step, &p, &m, &v);
-  vae_ckpt_state st;
-  sample_state(&st, step);
-  CHECK(vae_checkpoint_write(path, cfg, p, m, v, &st, err) == 0, "write %s: %s", path, err);
-  free3(p, m, v);
-}
 
 static void test_find_latest(void) {
   char dir[64], path[256], notes[4096], err[VAE_ERR_LEN], want[192];

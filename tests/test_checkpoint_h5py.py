@@ -71,6 +71,17 @@ def run(*args):
     return subprocess.run([EXE, *args], capture_output=True, text=True)
 
 
+def compare_dump(path, expect, what):
+    """Runs the C reader on path; checks every tensor's bits against expect; returns other lines."""
+    r = run("dump", path)
+    check(r.returncode == 0, f"C reader refused an h5py {what} checkpoint: {r.stderr}")
+    got, other = parse(r.stdout)
+    check(got.keys() == expect.keys(), f"tensor names {sorted(got)} vs {sorted(expect)}")
+    for k, v in expect.items():
+        check(got.get(k) == v, f"{k}: C read {got.get(k)}, h5py wrote {v}")
+    return other
+
+
 def c_side_reads_h5py_written(tmp):
     rng = np.random.default_rng(5)
 
@@ -88,12 +99,7 @@ def c_side_reads_h5py_written(tmp):
             # one tensor stored as float64 (PyTorch double): the reader converts exactly
             g.create_dataset(name, data=a.astype(np.float64) if i == 0 else a)
             expect["model/" + name] = (shape,) + checksum(a)
-    r = run("dump", path)
-    check(r.returncode == 0, f"C reader refused an h5py model-only checkpoint: {r.stderr}")
-    got, other = parse(r.stdout)
-    check(got.keys() == expect.keys(), f"tensor names {sorted(got)} vs {sorted(expect)}")
-    for k, v in expect.items():
-        check(got.get(k) == v, f"{k}: C read {got.get(k)}, h5py wrote {v}")
+    other = compare_dump(path, expect, "model-only")
     check(other.get("model") == ["64-16-3-16-64", "bernoulli", "1", "-6"], f"model line {other.get('model')}")
     check(other.get("state") == ["7", "0", "7", "42", "1", "0", "0", "0"], f"state line {other.get('state')}")
 
@@ -123,12 +129,7 @@ def c_side_reads_h5py_written(tmp):
                        keep=0, no_images=0, max_skips=3)
         d = f.create_group("data")
         d.attrs.update(file="x.h5", dataset="train/images", n=1000, shape=[1000, 4, 3, 2], dtype="float32")
-    r = run("dump", path)
-    check(r.returncode == 0, f"C reader refused an h5py full checkpoint: {r.stderr}")
-    got, other = parse(r.stdout)
-    check(got.keys() == expect.keys(), f"tensor names {sorted(got)} vs {sorted(expect)}")
-    for k, v in expect.items():
-        check(got.get(k) == v, f"{k}: C read {got.get(k)}, h5py wrote {v}")
+    other = compare_dump(path, expect, "full")
     check(other.get("model") == ["24-2-24", "gaussian", "0.25", "-6"], f"model line {other.get('model')}")
     check(other.get("state") == ["900", "3", "0", str(2**64 - 1), "8", "1", "1", "1"],
           f"state line {other.get('state')}")
