@@ -784,6 +784,9 @@ int main(int argc, char **argv) {
   test_roundtrip(&CFG_LEARNED, 1, 1);
   test_roundtrip(&CFG_LEARNED, 0, 0);
   test_roundtrip(&CFG_BERNOULLI, 0, 1);
+  vae_config flat = {.in_h = 4, .in_w = 3, .in_c = 2, .n_hidden = 0, .latent = 2,
+                     .decoder = VAE_DEC_GAUSSIAN, .sigma = 0.25f, .logvar_min = -6}; /* empty hidden */
+  test_roundtrip(&flat, 1, 0);
   test_match();
   test_write_refusals();
   test_read_refusals();
