@@ -4,6 +4,7 @@
  * measured against (scripts/bench.sh runs one copy per core side by side).
  *   gemm_floor [--batch B] [--dims 784,400,20] [--seconds S]
  * Prints one JSON line: {"batch":..,"gflop_per_step":..,"step_ms":..,"samples_per_s":..}. */
+#define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,6 +29,13 @@ typedef struct {
   long step;        /* optimizer steps taken */
   long epoch;       /* completed epochs */
   long epoch_step;  /* steps done inside the current epoch */
+  /* The epoch in progress, so that a resumed run reports exactly what the uninterrupted one would
+   * (root attributes, optional on read: absent means 0): */
+  long epoch_steps_total;   /* steps per epoch of the run that wrote it (resume at another np) */
+  double epoch_recon_sum;   /* training recon summed over the epoch's images so far */
+  double epoch_kl_sum;      /* training KL summed likewise */
+  double epoch_count;       /* images so far */
+  long epoch_skipped;       /* non-finite steps skipped so far */
   uint64_t seed;
   int world_size;
   int has_opts;              /* /config present (on write: 1 writes it) */

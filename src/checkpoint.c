@@ -334,7 +334,10 @@ static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor 
   if (put_i32(fid, "format_version", VAE_CHECKPOINT_FORMAT) < 0 || put_i64(fid, "step", st->step) < 0 ||
       put_i64(fid, "epoch", st->epoch) < 0 || put_i64(fid, "epoch_step", st->epoch_step) < 0 ||
       put_u64(fid, "seed", st->seed) < 0 || put_i32(fid, "world_size", st->world_size) < 0 ||
-      put_str(fid, "created_by", "vae_mpi") < 0)
+      put_str(fid, "created_by", "vae_mpi") < 0 || put_i64(fid, "epoch_steps", st->epoch_steps_total) < 0 ||
+      put_f64(fid, "epoch_recon_sum", st->epoch_recon_sum) < 0 ||
+      put_f64(fid, "epoch_kl_sum", st->epoch_kl_sum) < 0 || put_f64(fid, "epoch_images", st->epoch_count) < 0 ||
+      put_i64(fid, "epoch_skipped", st->epoch_skipped) < 0)
     return -1;
   if (write_model_group(fid, cfg) < 0 || write_tensors(fid, "model", t, nt, params, 1) < 0) return -1;
   if (m && (write_tensors(fid, "optimizer/m", t, nt, m, 0) < 0 ||
@@ -730,6 +733,24 @@ static int read_header(hid_t fid, const char *path, vae_config *cfg, vae_ckpt_st
   st->epoch = (long)epoch;
   st->epoch_step = (long)estep;
   st->world_size = (int)ws;
+  /* The epoch in progress: optional (a checkpoint written by other tools starts the epoch's sums at 0). */
+  long long esteps = 0, eskip = 0;
+  double sums[3] = {0, 0, 0};
+  const char *sum_names[3] = {"epoch_recon_sum", "epoch_kl_sum", "epoch_images"};
+  if ((H5Aexists(fid, "epoch_steps") > 0 && get_int(fid, "epoch_steps", 0, LONG_MAX, &esteps, &c) < 0) ||
+      (H5Aexists(fid, "epoch_skipped") > 0 && get_int(fid, "epoch_skipped", 0, LONG_MAX, &eskip, &c) < 0))
+    return -1;
+  for (int i = 0; i < 3; i++) {
+    if (H5Aexists(fid, sum_names[i]) > 0 && get_nums(fid, sum_names[i], NUM_FLOAT, &sums[i], 1, NULL, &c) < 0)
+      return -1;
+    if (!isfinite(sums[i]) || sums[i] < (i == 2 ? 0 : -1e300))
+      return vae_err(err, "checkpoint %s: attribute %s is not a finite number", path, sum_names[i]);
+  }
+  st->epoch_steps_total = (long)esteps;
+  st->epoch_skipped = (long)eskip;
+  st->epoch_recon_sum = sums[0];
+  st->epoch_kl_sum = sums[1];
+  st->epoch_count = sums[2];
   if (read_model_attrs(fid, path, cfg, err) < 0) return -1;
   st->has_opts = H5Lexists(fid, "config", H5P_DEFAULT) > 0;
   if (st->has_opts && read_opts(fid, path, &st->opts, err) < 0) return -1;
