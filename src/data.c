@@ -128,6 +128,7 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
   char rest[VAE_PATH_LEN], cur[VAE_PATH_LEN] = "", cand[VAE_PATH_LEN];
   if (snprintf(rest, sizeof rest, "%s", dataset) >= (int)sizeof rest)
     return vae_err(err, "dataset path '%.64s...' is too long", dataset);
+  char last_link[256] = "", last_target[256] = ""; /* for the message on a dangling soft link */
   int hops = 0;
   for (;;) {
     char *p = rest;
@@ -145,6 +146,10 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
     if (snprintf(cand, sizeof cand, "%s/%s", cur, comp) >= (int)sizeof cand)
       return vae_err(err, "dataset path '%.64s...' is too long", dataset);
     if (H5Lexists(file, cand, H5P_DEFAULT) <= 0) {
+      if (hops > 0)
+        return vae_err(err, "dataset '%s' not found in %s: the soft link '%s' points to '%s', "
+                       "and '%s' does not exist; name an existing dataset with --dataset",
+                       dataset, fname, last_link, last_target, cand);
       char names[512];
       list_group(file, cur, names, sizeof names);
       return vae_err(err, "dataset '%s' not found in %s (%s contains: %s); name an existing "
@@ -165,6 +170,8 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
           H5Lget_val(file, cand, target, sizeof target, H5P_DEFAULT) < 0)
         return vae_err(err, "cannot read the soft link '%s' in %s", cand, fname);
       target[sizeof target - 1] = '\0';
+      snprintf(last_link, sizeof last_link, "%.200s", cand);
+      snprintf(last_target, sizeof last_target, "%.200s", target);
       char joined[VAE_PATH_LEN];
       if (snprintf(joined, sizeof joined, "%s/%s", target, rest) >= (int)sizeof joined)
         return vae_err(err, "dataset path '%.64s...' is too long", dataset);
@@ -176,9 +183,9 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
       unsigned flags = 0;
       if (li.u.val_size <= sizeof val && H5Lget_val(file, cand, val, sizeof val, H5P_DEFAULT) >= 0)
         H5Lunpack_elink_val(val, li.u.val_size, &flags, &efile, &eobj);
-      return vae_err(err, "'%s' in %s is an external link to %s:%s; vae_mpi reads data only from "
-                     "the named file: pass --data %s --dataset %s, or copy the data in", cand,
-                     fname, efile, eobj, efile, eobj);
+      return vae_err(err, "'%s' in %s is an external link to file '%s', object '%s'; vae_mpi "
+                     "reads data only from the file it is given: pass that file and dataset with "
+                     "--data and --dataset, or copy the data in", cand, fname, efile, eobj);
     } else {
       return vae_err(err, "'%s' in %s is a user-defined link (type %d), which vae_mpi does not "
                      "follow; name the dataset itself", cand, fname, (int)li.type);
