@@ -14,6 +14,13 @@
 #include "dist.h"
 #include "error.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+/* Whole stacks for leak reports, so tests/lsan.supp can name Open MPI's setup functions (its
+ * components are unloaded before LeakSanitizer symbolizes); ASAN_OPTIONS still override this. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) { return "fast_unwind_on_malloc=0"; }
+#endif
+
 static vae_dist D;
 static const char *DIR_;
 
