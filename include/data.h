@@ -81,6 +81,10 @@ int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, siz
  * a note that another rank failed); on -1 the shard holds nothing. info must come from vae_data_probe
  * on the same file, and vae_data_check_shard_fits should have passed. */
 int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *shard, char *err);
+/* The same, moving at most piece_bytes file bytes per rank per collective H5Dread (the default is
+ * 256 MiB, far below MPI's 2 GiB count limits); ranks agree on the number of calls. For tests. */
+int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
+                               vae_shard *shard, char *err);
 
 /* NON-collective: every value finite, and in [0, 1] when require_unit_interval (Bernoulli decoder).
  * The message names the global row, the value's index in the row, the file and dataset. */

@@ -379,7 +379,11 @@ static hid_t open_input(const char *file, char *err) {
     return vae_err(err, "data file %s is empty (0 bytes); re-create or re-download it", file);
   if (access(file, R_OK) != 0)
     return vae_err(err, "cannot read data file %s: %s", file, strerror(errno));
+#if H5_VERSION_GE(1, 12, 0)
+  htri_t is = H5Fis_accessible(file, H5P_DEFAULT);
+#else
   htri_t is = H5Fis_hdf5(file);
+#endif
   if (is == 0)
     return vae_err(err, "data file %s is not an HDF5 file (no HDF5 signature); IDX files are "
                    "converted with `vae_mpi import-idx`", file);
@@ -512,6 +516,11 @@ static int agree_failure(MPI_Comm comm, int failed, char *err) {
 }
 
 int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *shard, char *err) {
+  return vae_data_read_shard_pieces(info, comm, READ_PIECE_BYTES, shard, err);
+}
+
+int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
+                               vae_shard *shard, char *err) {
   data_lib_init();
   memset(shard, 0, sizeof *shard);
   memset(err, 0, VAE_ERR_LEN); /* broadcast whole: no uninitialised bytes */
@@ -569,13 +578,13 @@ int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *sha
   }
   if (agree_failure(comm, failed, err)) goto done;
 
-  /* Read in pieces of at most READ_PIECE_BYTES file bytes per rank; every rank makes the same
+  /* Read in pieces of at most piece_bytes file bytes per rank; every rank makes the same
    * number of collective H5Dread calls, selecting nothing once its rows are done.
    * Filtered (chunked, compressed) datasets read collectively too: parallel HDF5 >= 1.10.2 supports
    * collective reads of filtered data (each chunk is read and decoded by the ranks that select it),
    * and tests/test_data_read covers gzip+shuffle at 1..4 ranks, so no independent fallback. */
   const size_t file_elem = info->kind == VAE_DATA_FLOAT64 ? 8 : info->kind == VAE_DATA_FLOAT32 ? 4 : 1;
-  size_t piece_rows = READ_PIECE_BYTES / (d * file_elem);
+  size_t piece_rows = piece_bytes / (d * file_elem);
   if (piece_rows == 0) piece_rows = 1;
   long my_calls = (long)((cnt + piece_rows - 1) / piece_rows), calls = 0;
   mpiCheck(MPI_Allreduce(&my_calls, &calls, 1, MPI_LONG, MPI_MAX, comm));

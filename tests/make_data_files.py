@@ -63,6 +63,14 @@ with h5py.File(path("f32_bigendian.h5"), "w") as f:
     f.create_dataset("x", data=be)
 good("f32_bigendian", "f32_bigendian.h5", "x", be.astype(np.float32))
 
+# Fewer rows than ranks at np 3 and 4: some ranks read nothing and still join every call.
+tiny = rng.integers(0, 256, size=(3, 2, 2), dtype=np.uint8)
+with h5py.File(path("tiny.h5"), "w") as f:
+    f.create_dataset("u8", data=tiny)
+    f.create_dataset("f64", data=tiny.reshape(3, 4)[:2] / 255.0, chunks=(1, 4), compression="gzip")
+good("tiny_u8", "tiny.h5", "u8", tiny)
+good("tiny_f64", "tiny.h5", "f64", tiny.reshape(3, 4)[:2] / 255.0)
+
 cmp_ = rng.integers(0, 256, size=(13, 5), dtype=np.uint8)
 with h5py.File(path("compact.h5"), "w") as f:
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
