@@ -582,7 +582,10 @@ int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t 
    * number of collective H5Dread calls, selecting nothing once its rows are done.
    * Filtered (chunked, compressed) datasets read collectively too: parallel HDF5 >= 1.10.2 supports
    * collective reads of filtered data (each chunk is read and decoded by the ranks that select it),
-   * and tests/test_data_read covers gzip+shuffle at 1..4 ranks, so no independent fallback. */
+   * and tests/test_data_read covers gzip+shuffle at 1..4 ranks, so no independent fallback.
+   * Measured with H5Pget_mpio_actual_io_mode on HDF5 1.10.8: uint8 and float32 read collectively
+   * (contiguous and chunked); float64 -> float32 makes HDF5 itself switch to independent I/O
+   * (cause: datatype conversion), which is correct, just without MPI-IO aggregation. */
   const size_t file_elem = info->kind == VAE_DATA_FLOAT64 ? 8 : info->kind == VAE_DATA_FLOAT32 ? 4 : 1;
   size_t piece_rows = piece_bytes / (d * file_elem);
   if (piece_rows == 0) piece_rows = 1;

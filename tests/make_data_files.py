@@ -132,35 +132,28 @@ bad("missing_top", "probe", "u8_contig.h5", "nope/images", "the top level contai
 bad("group", "probe", "u8_contig.h5", "train", "is a group, not a dataset")
 bad("root", "probe", "u8_contig.h5", "/", "root group")
 bad("through_dataset", "probe", "u8_contig.h5", "train/images/x", "is not a group")
+# (name, dataset, create_dataset arguments, expected words), all in bad_types.h5
+z = np.zeros
+bad_types = [
+    ("string", "str", dict(data=np.array([b"abc", b"def"])), "string values"),
+    ("compound", "cmp", dict(data=z((4, 3), dtype=[("a", "u1"), ("b", "f4")])), "compound"),
+    ("boolean", "boolean", dict(data=z((4, 3), dtype=bool)), "enum"),
+    ("int16", "i16", dict(data=z((4, 3), dtype=np.int16)), "16-bit signed integers"),
+    ("int8", "i8", dict(data=z((4, 3), dtype=np.int8)), "8-bit signed integers"),
+    ("uint16", "u16", dict(data=z((4, 3), dtype=np.uint16)), "convert it"),
+    ("float16", "f16", dict(data=z((4, 3), dtype=np.float16)), "16-bit floats"),
+    ("rank1", "r1", dict(data=z(10, dtype=np.uint8)), "has 1 dimension(s)"),
+    ("rank5", "r5", dict(data=z((2, 2, 2, 2, 2), dtype=np.uint8)), "has 5 dimension(s)"),
+    ("scalar", "scalar", dict(data=np.float32(1.0)), "has 0 dimension(s)"),
+    ("zero_rows", "zero_rows", dict(shape=(0, 10), dtype=np.uint8), "has 0 rows"),
+    ("zero_dim", "zero_dim", dict(shape=(10, 0), dtype=np.uint8), "zero dimension"),
+    ("unwritten", "unwritten", dict(shape=(10, 4), dtype=np.float32), "no data written"),
+    ("huge", "huge", dict(shape=(2**62, 2**62), chunks=(1, 1), dtype=np.uint8), "overflows"),
+]
 with h5py.File(path("bad_types.h5"), "w") as f:
-    f.create_dataset("str", data=np.array([b"abc", b"def"]))
-    f.create_dataset("cmp", data=np.zeros((4, 3), dtype=[("a", "u1"), ("b", "f4")]))
-    f.create_dataset("boolean", data=np.zeros((4, 3), dtype=bool))
-    f.create_dataset("i16", data=np.zeros((4, 3), dtype=np.int16))
-    f.create_dataset("i8", data=np.zeros((4, 3), dtype=np.int8))
-    f.create_dataset("u16", data=np.zeros((4, 3), dtype=np.uint16))
-    f.create_dataset("f16", data=np.zeros((4, 3), dtype=np.float16))
-    f.create_dataset("r1", data=np.zeros(10, dtype=np.uint8))
-    f.create_dataset("r5", data=np.zeros((2, 2, 2, 2, 2), dtype=np.uint8))
-    f.create_dataset("scalar", data=np.float32(1.0))
-    f.create_dataset("zero_rows", shape=(0, 10), dtype=np.uint8)
-    f.create_dataset("zero_dim", shape=(10, 0), dtype=np.uint8)
-    f.create_dataset("unwritten", shape=(10, 4), dtype=np.float32)
-    f.create_dataset("huge", shape=(2**62, 2**62), chunks=(1, 1), dtype=np.uint8)
-bad("string", "probe", "bad_types.h5", "str", "string values")
-bad("compound", "probe", "bad_types.h5", "cmp", "compound")
-bad("boolean", "probe", "bad_types.h5", "boolean", "enum")
-bad("int16", "probe", "bad_types.h5", "i16", "16-bit signed integers")
-bad("int8", "probe", "bad_types.h5", "i8", "8-bit signed integers")
-bad("uint16", "probe", "bad_types.h5", "u16", "convert it")
-bad("float16", "probe", "bad_types.h5", "f16", "16-bit floats")
-bad("rank1", "probe", "bad_types.h5", "r1", "has 1 dimension(s)")
-bad("rank5", "probe", "bad_types.h5", "r5", "has 5 dimension(s)")
-bad("scalar", "probe", "bad_types.h5", "scalar", "has 0 dimension(s)")
-bad("zero_rows", "probe", "bad_types.h5", "zero_rows", "has 0 rows")
-bad("zero_dim", "probe", "bad_types.h5", "zero_dim", "zero dimension")
-bad("unwritten", "probe", "bad_types.h5", "unwritten", "no data written")
-bad("huge", "probe", "bad_types.h5", "huge", "overflows")
+    for name, dset, kwargs, words in bad_types:
+        f.create_dataset(dset, **kwargs)
+        bad(name, "probe", "bad_types.h5", dset, words)
 
 # ---- data outside the file
 with h5py.File(path("extlink.h5"), "w") as f:
