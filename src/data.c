@@ -447,8 +447,6 @@ int vae_data_probe(const char *file, const char *dataset, vae_data_info *info, c
 int vae_data_exists(const char *file, const char *dataset) {
   data_lib_init();
   char err[VAE_ERR_LEN], path[VAE_PATH_LEN];
-  struct stat sb;
-  if (stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0) return 0;
   hid_t fid = open_input(file, err);
   if (fid < 0) return 0;
   int found = 0;
