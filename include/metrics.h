@@ -21,6 +21,7 @@ typedef struct {
   FILE *jsonl;
   int tty;           /* stdout is a terminal: draw a progress line */
   int progress_shown;
+  double last_progress; /* seconds into the epoch of the last redraw */
 } vae_metrics;
 
 /* Opens DIR/metrics.jsonl for appending. When resuming from `resume_step` (> 0), records of a previous

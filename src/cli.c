@@ -152,11 +152,11 @@ void vae_cli_usage(FILE *f, const char *usage_line, const vae_flag *flags, int n
              flags[i].metavar ? flags[i].metavar : "");
     format_default(&flags[i], def, sizeof def);
     if (flags[i].type == VAE_FLAG_BOOL || def[0] == '\0')
-      fprintf(f, "  %-26s %s\n", left, flags[i].help);
+      fprintf(f, "  %-28s %s\n", left, flags[i].help);
     else
-      fprintf(f, "  %-26s %s (default: %s)\n", left, flags[i].help, def);
+      fprintf(f, "  %-28s %s (default: %s)\n", left, flags[i].help, def);
   }
-  fprintf(f, "  %-26s %s\n", "--help", "show this help and exit");
+  fprintf(f, "  %-28s %s\n", "--help", "show this help and exit");
 }
 
 int vae_cli_parse(const char *usage_line, const vae_flag *flags, int n, int argc, char **argv, char *err) {

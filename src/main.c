@@ -12,6 +12,7 @@ typedef struct {
 
 static const command commands[] = {
     {"import-idx", vae_cmd_import_idx, "IDX files (MNIST, Fashion-MNIST) into an HDF5 group"},
+    {"train", vae_cmd_train, "train a VAE, data-parallel over the MPI ranks (run under mpirun)"},
     {NULL, NULL, NULL},
 };
 

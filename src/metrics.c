@@ -39,6 +39,19 @@ static int drop_later_records(const char *path, long max_step, char *err) {
   return 0;
 }
 
+/* Open MPI gives every rank a pseudo-terminal, whatever mpirun's own stdout is; so under mpirun the
+ * question is asked of mpirun's stdout (our parent's), through /proc. */
+static int stdout_is_terminal(void) {
+  if (!isatty(STDOUT_FILENO)) return 0;
+  if (!getenv("OMPI_COMM_WORLD_SIZE")) return 1;
+  char link[64], target[256];
+  snprintf(link, sizeof link, "/proc/%ld/fd/1", (long)getppid());
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n <= 0) return 0;
+  target[n] = '\0';
+  return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 int vae_metrics_open(vae_metrics *m, const char *dir, long resume_step, char *err) {
   memset(m, 0, sizeof *m);
   char path[4200];
@@ -46,7 +59,7 @@ int vae_metrics_open(vae_metrics *m, const char *dir, long resume_step, char *er
   if (drop_later_records(path, resume_step, err) < 0) return -1;
   m->jsonl = fopen(path, "a");
   if (!m->jsonl) return vae_err(err, "cannot open %s for appending: %s", path, strerror(errno));
-  m->tty = isatty(STDOUT_FILENO);
+  m->tty = stdout_is_terminal();
   return 0;
 }
 
@@ -106,6 +119,10 @@ void vae_metrics_step(vae_metrics *m, long epoch, long step, double recon, doubl
 void vae_metrics_progress(vae_metrics *m, long epoch, long done, long total, double seconds, double recon,
                           double kl) {
   if (!m->tty || done <= 0) return;
+  /* At most four redraws a second, and always the last step; a new epoch restarts the clock. */
+  if (seconds < m->last_progress) m->last_progress = -1.0;
+  if (done < total && seconds - m->last_progress < 0.25) return;
+  m->last_progress = seconds;
   double eta = seconds / (double)done * (double)(total - done);
   printf("\r\033[Kepoch %ld  step %ld/%ld  recon %.3f  kl %.3f  elbo %.3f  ETA %.0fs", epoch, done, total,
          recon, kl, -(recon + kl), eta);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,19 +35,18 @@ int vae_outdir_lock(const char *dir, char *err) {
   snprintf(path, sizeof path, "%s/.vae_mpi.lock", dir);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return vae_err(err, "cannot create the lock file %s: %s", path, strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char holder[64] = "?";
-    ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
-    if (n > 0) holder[n] = '\0';
-    holder[strcspn(holder, "\n")] = '\0';
+  /* A POSIX record lock: released by the kernel when the holder exits however it exits, and its
+   * holder's pid can be asked for, so nothing is ever written into the lock file. */
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+  if (fcntl(fd, F_SETLK, &fl) != 0) {
+    struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : -1;
     close(fd);
-    return vae_err(err, "another vae_mpi job (pid %s) is training in %s; wait for it to end or pass another --out",
-                   holder, dir);
-  }
-  char pid[32];
-  int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-    /* The lock is held; the pid is only for the message of a job that is refused. */
+    if (pid > 0)
+      return vae_err(err, "another vae_mpi job (pid %ld) is training in %s; wait for it to end or pass another --out",
+                     pid, dir);
+    return vae_err(err, "another vae_mpi job is training in %s (%s is locked); wait for it to end or pass another --out",
+                   dir, path);
   }
   return fd;
 }

@@ -1,6 +1,7 @@
 /* train.c: `vae_mpi train`, the driver that wires cli, data, model, checkpoint, dist and metrics.
  * Every user error is found before the first collective that depends on it and agreed on with
  * vae_dist_check, so a bad input is one error line and a clean exit on every rank, never a hang. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <cblas.h>
 #include <math.h>
 #include <mpi.h>

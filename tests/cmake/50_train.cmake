@@ -1,0 +1,5 @@
+# Training: exact gradient averaging across ranks, and real runs of `vae_mpi train` under mpirun.
+vae_mpi_test(test_grad_avg 2)
+vae_mpi_test(test_grad_avg 3)
+vae_script_test(test_train test_train.py)
+vae_script_test(test_train_errors test_train_errors.py)
