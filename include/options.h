@@ -23,6 +23,7 @@ typedef struct {
   vae_config model;                /* in_h/in_w/in_c are filled from the data */
   /* optimisation */
   long epochs;
+  long max_steps;                  /* stop (with a checkpoint) after this global step; 0 = off */
   int batch_size;                  /* per rank */
   double lr, beta1, beta2, adam_eps;
   long lr_warmup_steps;

@@ -228,6 +228,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--out", VAE_FLAG_STRING, o->out, "DIR", "output folder: metrics.jsonl, checkpoints, images", NULL},
       {"--resume", VAE_FLAG_STRING, o->resume, "auto|PATH", "continue from the newest valid checkpoint in --out, or from PATH", NULL},
       {"--epochs", VAE_FLAG_LONG, &o->epochs, "N", "epochs to train in total (a resumed run counts those done)", NULL},
+      {"--max-steps", VAE_FLAG_LONG, &o->max_steps, "N", "stop after global step N with a checkpoint (0 = run all epochs)", NULL},
       {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B", "images per rank per step (global batch = B x ranks)", NULL},
       {"--lr", VAE_FLAG_DOUBLE, &o->lr, "RATE", "Adam learning rate (before --lr-scale)", NULL},
       {"--beta1", VAE_FLAG_DOUBLE, &o->beta1, "B1", "Adam beta1", NULL},
@@ -257,6 +258,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
 
 int vae_train_opts_validate(const vae_train_opts *o, char *err) {
   if (o->epochs < 1) return vae_err(err, "--epochs must be at least 1, got %ld", o->epochs);
+  if (o->max_steps < 0) return vae_err(err, "--max-steps must be 0 (off) or positive, got %ld", o->max_steps);
   if (o->batch_size < 1 || o->batch_size > (1 << 20))
     return vae_err(err, "--batch-size must be from 1 to 1048576, got %d", o->batch_size);
   if (!(o->lr > 0)) return vae_err(err, "--lr must be positive, got %g", o->lr);

@@ -25,6 +25,7 @@
 #include "vae.h"
 
 #define DEFAULT_DATA "datasets/fashion-mnist.h5"
+#define VAE_STOPPED (-1) /* run_epoch: --max-steps reached, checkpoint written; the process exits 0 */
 
 static double now(void) { return MPI_Wtime(); }
 
@@ -302,6 +303,13 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
                t->st.step, o->out, VAE_EXIT_PREEMPTED);
       return VAE_EXIT_PREEMPTED;
     }
+    if (o->max_steps > 0 && t->st.step >= o->max_steps && s + 1 < spe) {
+      save_checkpoint(t);
+      if (t->d.rank == 0)
+        printf("\nvae_mpi: stopped at --max-steps %ld (epoch %ld, step %ld of %ld); continue with --resume auto\n",
+               o->max_steps, t->st.epoch + 1, s + 1, spe);
+      return VAE_STOPPED;
+    }
     if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe) save_checkpoint(t);
   }
   vae_epoch_record rec = {0};
@@ -360,9 +368,21 @@ static int run(trainer *t) {
   }
   int consecutive_skips = 0, status = 0;
   double t_start = now();
-  while (status == 0 && t->st.epoch < o->epochs) status = run_epoch(t, perm, spe, &consecutive_skips, t_start);
+  if (o->max_steps > 0 && t->st.step >= o->max_steps) {
+    if (t->d.rank == 0) printf("vae_mpi: already at step %ld >= --max-steps %ld; nothing to do\n", t->st.step, o->max_steps);
+    status = VAE_STOPPED;
+  }
+  while (status == 0 && t->st.epoch < o->epochs) {
+    status = run_epoch(t, perm, spe, &consecutive_skips, t_start);
+    if (status == 0 && o->max_steps > 0 && t->st.step >= o->max_steps && t->st.epoch < o->epochs) {
+      if (t->d.rank == 0)
+        printf("vae_mpi: stopped at --max-steps %ld (end of epoch %ld); continue with --resume auto\n", o->max_steps,
+               t->st.epoch);
+      status = VAE_STOPPED;
+    }
+  }
   free(perm);
-  return status;
+  return status == VAE_STOPPED ? 0 : status;
 }
 
 int vae_cmd_train(int argc, char **argv) {
