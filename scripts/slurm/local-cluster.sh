@@ -240,6 +240,11 @@ cmd_start() {
   done
   scontrol ping >/dev/null 2>&1 || { tail -n 20 "$D/log/slurmctld.log" >&2 || true; die "slurmctld does not answer"; }
   slurmd -c -f "$CONF" -N "$NODE" || die "slurmd failed to start; see $D/log/slurmd.log"
+  for i in $(seq 1 40); do
+    live_pid "$D/slurmd.pid" slurmd >/dev/null && break
+    sleep 0.25
+  done
+  live_pid "$D/slurmd.pid" slurmd >/dev/null || { tail -n 20 "$D/log/slurmd.log" >&2 || true; die "slurmd did not stay up"; }
   say "started slurmctld (pid $(cat "$D/slurmctld.pid")) and slurmd (pid $(cat "$D/slurmd.pid"))"
   wait_idle
 }
