@@ -70,6 +70,7 @@ stop_daemon() {
 # Fails with the name of the process holding TCP port $1, if any (a leftover of another cluster).
 port_free() {
   local port=$1 who
+  command -v ss >/dev/null 2>&1 || return 0 # iproute2 missing: slurmctld/slurmd report a busy port themselves
   who=$(ss -H -ltnp "sport = :$port" 2>/dev/null || true)
   [ -z "$who" ] || die "TCP port $port is already in use: $who
   (another slurmctld/slurmd? stop it, or set VAE_SLURM_CTLD_PORT / VAE_SLURM_SLURMD_PORT)"
