@@ -14,7 +14,7 @@ root=${VAE_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 cluster=$root/scripts/slurm/local-cluster.sh
 job_script=$root/scripts/slurm/train.sbatch
 py=${VAE_PY:-/usr/bin/python3}
-EPOCHS=${VAE_SLURM_TEST_EPOCHS:-8}
+EPOCHS=${VAE_SLURM_TEST_EPOCHS:-10}
 
 for b in sbatch squeue scontrol scancel sinfo slurmctld slurmd munged; do
   if ! command -v "$b" >/dev/null 2>&1; then
@@ -100,7 +100,7 @@ scenario() {
   cd "$work/$name" # SLURM_SUBMIT_DIR: the job's output file vae_mpi-JOB.out lands here
   echo "== test_slurm: $name: VAE_LAUNCHER=$launcher, preempted with SIG$sig"
   job=$(VAE_LAUNCHER=$launcher sbatch --parsable --ntasks 2 "$job_script" --data "$work/data.h5" --out "$out" \
-    --epochs "$epochs" --batch-size 50 --hidden 256 --latent 16 --checkpoint-every 10 --log-every 1 \
+    --epochs "$epochs" --batch-size 25 --hidden 1024 --latent 16 --checkpoint-every 40 --log-every 1 \
     --no-images --threads 1) || fail "sbatch failed"
   job=${job%%;*}
   outfile=$work/$name/vae_mpi-$job.out
@@ -175,5 +175,5 @@ export VAE_OVERSUBSCRIBE=1
 # What SLURM does before a time limit (--signal=B:USR1@120); the ranks launched by mpirun.
 scenario mpirun-usr1 mpirun USR1 "$EPOCHS"
 # What `scancel --signal=TERM --batch` (or a scheduler signalling the batch shell) does; ranks from srun --mpi=pmix.
-scenario srun-term srun TERM "$EPOCHS"
+scenario srun-term srun TERM 4
 echo "PASS: test_slurm"
