@@ -124,22 +124,23 @@ static herr_t write_data_group(hid_t fid, const vae_ckpt_state *st) {
 static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor *t, int nt,
                              const float *params, const float *m, const float *v,
                              const vae_ckpt_state *st) {
-  if (vae_ck_put_i32(fid, "format_version", VAE_CHECKPOINT_FORMAT) < 0 ||
-      vae_ck_put_i64(fid, "step", st->step) < 0 || vae_ck_put_i64(fid, "epoch", st->epoch) < 0 ||
-      vae_ck_put_i64(fid, "epoch_step", st->epoch_step) < 0 ||
-      vae_ck_put_u64(fid, "seed", st->seed) < 0 ||
-      vae_ck_put_i32(fid, "world_size", st->world_size) < 0 ||
-      vae_ck_put_str(fid, "created_by", "vae_mpi") < 0 ||
-      vae_ck_put_i64(fid, "epoch_steps", st->epoch_steps_total) < 0 ||
-      vae_ck_put_f64(fid, "epoch_recon_sum", st->epoch_recon_sum) < 0 ||
-      vae_ck_put_f64(fid, "epoch_kl_sum", st->epoch_kl_sum) < 0 ||
-      vae_ck_put_f64(fid, "epoch_images", st->epoch_count) < 0 ||
-      vae_ck_put_i64(fid, "epoch_skipped", st->epoch_skipped) < 0)
-    return -1;
-  if (write_model_group(fid, cfg) < 0 || write_tensors(fid, "model", t, nt, params, 1) < 0) return -1;
-  if (m && (write_tensors(fid, "optimizer/m", t, nt, m, 0) < 0 ||
-            write_tensors(fid, "optimizer/v", t, nt, v, 0) < 0))
-    return -1;
+  herr_t rc = vae_ck_put_i32(fid, "format_version", VAE_CHECKPOINT_FORMAT);
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "step", st->step);
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch", st->epoch);
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_step", st->epoch_step);
+  if (rc >= 0) rc = vae_ck_put_u64(fid, "seed", st->seed);
+  if (rc >= 0) rc = vae_ck_put_i32(fid, "world_size", st->world_size);
+  if (rc >= 0) rc = vae_ck_put_str(fid, "created_by", "vae_mpi");
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_steps", st->epoch_steps_total);
+  if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_recon_sum", st->epoch_recon_sum);
+  if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_kl_sum", st->epoch_kl_sum);
+  if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_images", st->epoch_count);
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_skipped", st->epoch_skipped);
+  if (rc < 0 || write_model_group(fid, cfg) < 0) return -1;
+  /* /model's tensors, then /optimizer/m and /optimizer/v when the Adam moments are given. */
+  const float *bufs[3] = {params, m, v};
+  for (int b = 0; b < (m ? 3 : 1); b++)
+    if (write_tensors(fid, vae_ck_tensor_groups[b], t, nt, bufs[b], b == 0) < 0) return -1;
   if (st->has_opts && write_opts(fid, &st->opts) < 0) return -1;
   if (st->has_data && write_data_group(fid, st) < 0) return -1;
   return 0;
@@ -244,9 +245,6 @@ int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *p
 
 fail:
   unlink(tmp);
-  if (e)
-    return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                   path, strerror(e), vae_ck_write_hint(e));
   return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                 path, what, vae_ck_write_hint(e));
+                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
 }
