@@ -38,6 +38,14 @@ const char *vae_ck_write_hint(int e) {
   return "check the folder or pass --out elsewhere";
 }
 
+/* dir/checkpoint.h5 (step < 0) or dir/checkpoint-<step>.h5 into buf (VAE_PATH_LEN bytes); -1 when
+ * it does not fit (buf then holds it truncated). */
+static int checkpoint_path(char *buf, const char *dir, long step) {
+  int len = step < 0 ? snprintf(buf, VAE_PATH_LEN, "%s/" MAIN_NAME, dir)
+                     : snprintf(buf, VAE_PATH_LEN, "%s/checkpoint-%ld.h5", dir, step);
+  return len >= VAE_PATH_LEN ? -1 : 0;
+}
+
 /* "checkpoint-<digits>.h5" -> step; -1 for any other name. */
 static long numbered_step(const char *name) {
   const char *pre = "checkpoint-";
@@ -121,8 +129,7 @@ int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *
   candidate *c = callocCheck((size_t)(total ? total : 1), sizeof *c);
   for (int i = 0; i < total; i++) {
     c[i].is_main = i == count;
-    if (c[i].is_main) snprintf(c[i].path, VAE_PATH_LEN, "%s/" MAIN_NAME, dir);
-    else snprintf(c[i].path, VAE_PATH_LEN, "%s/checkpoint-%ld.h5", dir, steps[i]);
+    checkpoint_path(c[i].path, dir, c[i].is_main ? -1 : steps[i]);
   }
   free(steps);
   /* Cheap pass: header only, for the stored step (the name of checkpoint.h5 does not say it). */
@@ -199,8 +206,7 @@ static int copy_file(const char *src, const char *dst) {
 int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
   if (keep < 0 || step < 0) return vae_err(err, "--keep %d (step %ld) must not be negative", keep, step);
   char main_path[VAE_PATH_LEN], num[VAE_PATH_LEN], tmp[VAE_PATH_LEN];
-  if (snprintf(main_path, sizeof main_path, "%s/" MAIN_NAME, dir) >= (int)sizeof main_path ||
-      snprintf(num, sizeof num, "%s/checkpoint-%ld.h5", dir, step) >= (int)sizeof num ||
+  if (checkpoint_path(main_path, dir, -1) < 0 || checkpoint_path(num, dir, step) < 0 ||
       snprintf(tmp, sizeof tmp, "%s/.checkpoint-%ld.h5.tmp-%ld", dir, step, (long)getpid()) >=
           (int)sizeof tmp)
     return vae_err(err, "checkpoint folder path %s is too long", dir);
@@ -229,7 +235,7 @@ int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
       kept++;
       continue;
     }
-    snprintf(num, sizeof num, "%s/checkpoint-%ld.h5", dir, steps[i]);
+    checkpoint_path(num, dir, steps[i]);
     if (unlink(num) != 0 && errno != ENOENT)
       rc = vae_err(err, "cannot delete old checkpoint %s: %s; delete it by hand or raise --keep", num,
                    strerror(errno));
