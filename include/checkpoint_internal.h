@@ -1,0 +1,130 @@
+/* checkpoint_internal.h: INTERNAL to the checkpoint module. Only src/checkpoint_*.c include it;
+ * everything else uses the public include/checkpoint.h. It declares what more than one of those
+ * files needs: the HDF5 attribute codec and the schema's shared tables (checkpoint_h5.c), the
+ * header-only read (checkpoint_read.c) and the folder helpers (checkpoint_files.c). Names are
+ * prefixed vae_ck_ / VAE_CK_ to keep them apart from the public vae_checkpoint_* API. */
+#ifndef VAE_CHECKPOINT_INTERNAL_H
+#define VAE_CHECKPOINT_INTERNAL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+
+/* Completes a refusal that means "not written by vae_mpi in this schema". */
+#define VAE_CK_SCHEMA_HINT "it is not a complete vae_mpi checkpoint (schema: docs/CHECKPOINT.md)"
+
+/* ======================================================================================
+ * checkpoint_h5.c: HDF5 diagnostics
+ * ====================================================================================== */
+
+/* What HDF5's (silenced) error stack says: the errno of a failed system call, and whether the file
+ * was found shorter than its superblock claims. */
+typedef struct {
+  int errnum;
+  int truncated;
+} vae_ck_diag;
+
+/* Walks and then clears the current error stack. */
+vae_ck_diag vae_ck_diagnose(void);
+
+/* ======================================================================================
+ * checkpoint_h5.c: the tensor tables
+ * ====================================================================================== */
+
+/* The three groups a layout's tensors are stored under, in the order params, m, v. */
+extern const char *const vae_ck_tensor_groups[3];
+
+size_t vae_ck_tensor_len(const vae_tensor *t);
+
+/* "<grp>/<tensor name>", the tensor's dataset path, into name (VAE_CK_TENSOR_PATH_LEN bytes). */
+#define VAE_CK_TENSOR_PATH_LEN 128
+void vae_ck_tensor_path(char *name, const char *grp, const vae_tensor *t);
+
+/* 0 when every value is finite; otherwise the first bad element's index and value. */
+int vae_ck_scan_finite(const float *p, size_t n, size_t *where, float *val);
+
+/* ======================================================================================
+ * checkpoint_h5.c: the /config table: every field of vae_train_opts except the model (that is
+ * /model)
+ * ====================================================================================== */
+
+typedef enum {
+  VAE_CK_F_STR,
+  VAE_CK_F_INT,
+  VAE_CK_F_LONG,
+  VAE_CK_F_DOUBLE,
+  VAE_CK_F_U64,
+  VAE_CK_F_LR_SCALE
+} vae_ck_field_kind;
+
+typedef struct {
+  const char *name;
+  vae_ck_field_kind kind;
+  size_t off; /* offsetof(vae_train_opts, member) */
+} vae_ck_opt_field;
+
+extern const vae_ck_opt_field vae_ck_opt_fields[];
+extern const size_t vae_ck_n_opt_fields;
+extern const char *const vae_ck_lr_scale_names[3]; /* by vae_lr_scale value */
+
+/* ======================================================================================
+ * checkpoint_h5.c: attribute writing
+ * ====================================================================================== */
+
+/* rank 0: scalar; rank 1: array of len. ftype is the stored type, mtype the type of buf. */
+herr_t vae_ck_put_attr(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, hsize_t len,
+                       const void *buf);
+/* Variable-length UTF-8: h5py returns it as a Python str. */
+herr_t vae_ck_put_str(hid_t loc, const char *name, const char *s);
+herr_t vae_ck_put_i32(hid_t loc, const char *name, int v);
+herr_t vae_ck_put_i64(hid_t loc, const char *name, long long v);
+herr_t vae_ck_put_u64(hid_t loc, const char *name, uint64_t v);
+herr_t vae_ck_put_f64(hid_t loc, const char *name, double v);
+herr_t vae_ck_put_f32(hid_t loc, const char *name, float v);
+
+/* ======================================================================================
+ * checkpoint_h5.c: attribute reading: every attribute is checked for presence, class, count and
+ * range; each refusal is one line in err
+ * ====================================================================================== */
+
+/* Where messages point: the file, and the object whose attributes are read ("" is the root). */
+typedef struct {
+  const char *path;
+  const char *obj;
+  char *err;
+} vae_ck_rctx;
+
+typedef enum { VAE_CK_NUM_INT, VAE_CK_NUM_U64, VAE_CK_NUM_FLOAT } vae_ck_num_kind;
+
+/* Reads attribute name as numbers: long long (NUM_INT), uint64_t (NUM_U64) or double (NUM_FLOAT)
+ * into out. count NULL: exactly one value; else up to max (<= VAE_MAX_HIDDEN) and *count. */
+int vae_ck_get_nums(hid_t loc, const char *name, vae_ck_num_kind k, void *out, int max, int *count,
+                    const vae_ck_rctx *c);
+/* One integer in [lo, hi]. */
+int vae_ck_get_int(hid_t loc, const char *name, long long lo, long long hi, long long *v,
+                   const vae_ck_rctx *c);
+/* A string attribute, fixed-length or variable-length (h5py writes both), into out (n bytes). */
+int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_ck_rctx *c);
+
+/* ======================================================================================
+ * checkpoint_read.c
+ * ====================================================================================== */
+
+/* Opens path and reads only its header (root attributes, /model, /config, /data) into cfg and st,
+ * with the same refusals as vae_checkpoint_read; the tensors are not looked at. For --resume
+ * auto's cheap pass. */
+int vae_ck_read_header_only(const char *path, vae_config *cfg, vae_ckpt_state *st, char *err);
+
+/* ======================================================================================
+ * checkpoint_files.c
+ * ====================================================================================== */
+
+/* fsync of a file (flags O_RDONLY) or a folder (O_RDONLY | O_DIRECTORY): 0 or the errno. */
+int vae_ck_fsync_path(const char *p, int flags);
+
+/* What the user can do about errno e when writing into the checkpoint folder. */
+const char *vae_ck_write_hint(int e);
+
+#endif
