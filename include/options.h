@@ -1,5 +1,5 @@
 /* options.h: the training configuration `vae_mpi train` runs with (parsed and validated by cli.c,
- * stored in and restored from checkpoints by checkpoint.c). Plain data, no behaviour. */
+ * stored in and restored from checkpoints by the checkpoint module). Plain data, no behaviour. */
 #ifndef VAE_OPTIONS_H
 #define VAE_OPTIONS_H
 

@@ -1,5 +1,5 @@
 /* signals.h: SIGUSR1 and SIGTERM only set a flag; the trainer polls it at step boundaries, the ranks
- * agree on it, and rank 0 checkpoints before every rank exits with VAE_EXIT_PREEMPTED. */
+ * agree on it, rank 0 checkpoints, and the job exits with VAE_EXIT_PREEMPTED (rank 0 carries it). */
 #ifndef VAE_SIGNALS_H
 #define VAE_SIGNALS_H
 

@@ -72,6 +72,7 @@ const vae_ck_opt_field vae_ck_opt_fields[] = {
     OPT("out", STR, out),
     OPT("resume", STR, resume),
     OPT("epochs", LONG, epochs),
+    OPT("max_steps", LONG, max_steps),
     OPT("batch_size", INT, batch_size),
     OPT("lr", DOUBLE, lr),
     OPT("beta1", DOUBLE, beta1),

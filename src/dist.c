@@ -47,7 +47,9 @@ void vae_dist_check(const vae_dist *d, int failed, const char *msg) {
     fflush(stderr);
   }
   MPI_Finalize();
-  exit(1);
+  /* Only rank 0 exits non-zero: mpirun aborts the job at the first non-zero exit it sees, and if that
+   * were another rank's it could cut off rank 0's error line still in flight. The job's status is 1. */
+  exit(d->rank == 0 ? 1 : 0);
 }
 
 int vae_dist_any(int flag) {

@@ -468,7 +468,9 @@ int vae_cmd_train(int argc, char **argv) {
   free(t->m);
   free(t->v);
   if (t->lock_fd >= 0) close(t->lock_fd);
+  int rank = t->d.rank;
   free(t);
   vae_dist_finalize();
-  return status;
+  /* Rank 0 carries the job's status (see vae_dist_check for why the others exit 0). */
+  return rank == 0 ? status : 0;
 }

@@ -63,6 +63,7 @@ static void sample_state(vae_ckpt_state *st, long step) {
   o->keep = 3;
   o->no_images = 1;
   o->max_skips = 7;
+  o->max_steps = 4321;
   st->has_data = 1;
   snprintf(st->data_file, sizeof st->data_file, "/data/mnist.h5");
   snprintf(st->data_dataset, sizeof st->data_dataset, "train/images");
@@ -189,7 +190,7 @@ static void check_state_equal(const vae_ckpt_state *a, const vae_ckpt_state *b) 
             x->lr_scale == y->lr_scale && x->kl_warmup_steps == y->kl_warmup_steps &&
             x->seed == y->seed && x->threads == y->threads && x->log_every == y->log_every &&
             x->checkpoint_every == y->checkpoint_every && x->keep == y->keep &&
-            x->no_images == y->no_images && x->max_skips == y->max_skips,
+            x->no_images == y->no_images && x->max_skips == y->max_skips && x->max_steps == y->max_steps,
         "opts integers differ (epochs %ld batch %d lr_scale %d keep %d max_skips %d)", y->epochs,
         y->batch_size, (int)y->lr_scale, y->keep, y->max_skips);
   CHECK(x->lr == y->lr && x->beta1 == y->beta1 && x->beta2 == y->beta2 && x->adam_eps == y->adam_eps &&

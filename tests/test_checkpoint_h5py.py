@@ -126,7 +126,7 @@ def c_side_reads_h5py_written(tmp):
                        out="runs/b", resume="", epochs=10, batch_size=64, lr=3e-4, beta1=0.9, beta2=0.999,
                        adam_eps=1e-8, lr_warmup_steps=0, lr_scale="linear", kl_warmup_steps=0, beta=1.0,
                        clip_grad_norm=0.0, seed=2**63 + 5, threads=0, log_every=10, checkpoint_every=0,
-                       keep=0, no_images=0, max_skips=3)
+                       keep=0, no_images=0, max_skips=3, max_steps=0)
         d = f.create_group("data")
         d.attrs.update(file="x.h5", dataset="train/images", n=1000, shape=[1000, 4, 3, 2], dtype="float32")
     other = compare_dump(path, expect, "full")
@@ -200,7 +200,7 @@ def h5py_reads_c_written(tmp):
                           lr=1e-3, beta1=0.9, beta2=0.999, adam_eps=1e-8, lr_warmup_steps=500,
                           lr_scale="sqrt", kl_warmup_steps=10000, beta=0.75, clip_grad_norm=5.0,
                           seed=0xFEDCBA9876543210, threads=2, log_every=50, checkpoint_every=1000, keep=3,
-                          no_images=1, max_skips=7)
+                          no_images=1, max_skips=7, max_steps=4321)
         check(set(c) == set(expect_cfg), f"/config attributes {sorted(set(c) ^ set(expect_cfg))} differ")
         for k, v in expect_cfg.items():
             check(k in c and c[k] == v, f"/config/{k} = {c.get(k)!r}, expected {v!r}")
