@@ -1,6 +1,7 @@
 /* reconstruct.c: `vae_mpi reconstruct`, the first N images of a dataset above their reconstructions
  * (decoder mean at z = mu) as one PNG. One process (MPI runs as a singleton for the HDF5 read);
  * writes only --out. */
+#include <cblas.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,7 @@ int vae_cmd_reconstruct(int argc, char **argv) {
   if (rc == 0) {
     vae_views pv;
     vae_views_init(&cfg, params, &pv);
+    openblas_set_num_threads(1); /* as each training rank: the same bytes as train's grids */
     float *x = mallocCheck((size_t)o.count * s.d * sizeof *x);
     uint32_t *rows = mallocCheck((size_t)o.count * sizeof *rows);
     for (int i = 0; i < o.count; i++) rows[i] = (uint32_t)i;

@@ -1,5 +1,6 @@
 /* sample.c: `vae_mpi sample`, a PNG grid of decoder means at z ~ N(0, I) from a checkpoint.
  * One process, no MPI (the checkpoint is read with HDF5's sec2 driver); writes only --out. */
+#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ int vae_cmd_sample(int argc, char **argv) {
       {"--seed", VAE_FLAG_U64, &seed, "S", "seed of z (default: the checkpoint's; train's samples-epoch-E.png used it)", &seed_given},
   };
   vae_h5_quiet();
+  /* One BLAS thread, as each training rank: the same z gives the same bytes as train's grids. */
+  openblas_set_num_threads(1);
   int rc = vae_cli_parse("vae_mpi sample --checkpoint FILE --out FILE.png [--count N] [--seed S]", flags,
                          (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
   if (rc == 1) return 0;
