@@ -113,6 +113,10 @@ r13 = os.path.join(tmp, "r13.png")
 p = run1(["reconstruct", "--checkpoint", ck, "--data", data, "--count", "13", "--out", r13])
 check(p.returncode == 0, f"reconstruct: {p.stderr}")
 check(png_header(r13) == grid(32, 8) + (8, 0), f"reconstruct 13: {png_header(r13)} (2 blocks of 2 rows x 8)")
+r8 = os.path.join(tmp, "r8.png")
+p = run1(["reconstruct", "--checkpoint", ck, "--data", data, "--out", r8])
+with open(r8, "rb") as a, open(os.path.join(run, "reconstruction-epoch-2.png"), "rb") as b:
+    check(p.returncode == 0 and a.read() == b.read(), "reconstruct (8 test images) differs from train's reconstruction-epoch-2.png")
 # The top-left tile is the first test image, exactly (uint8 / 255 -> PNG bytes round-trip).
 import matplotlib.image as mpimg  # noqa: E402
 img = mpimg.imread(r13)
