@@ -13,6 +13,9 @@ typedef struct {
 static const command commands[] = {
     {"import-idx", vae_cmd_import_idx, "IDX files (MNIST, Fashion-MNIST) into an HDF5 group"},
     {"train", vae_cmd_train, "train a VAE, data-parallel over the MPI ranks (run under mpirun)"},
+    {"eval", vae_cmd_eval, "ELBO and importance-weighted bound of a checkpoint on a dataset (under mpirun)"},
+    {"sample", vae_cmd_sample, "a PNG grid of samples from a checkpoint's decoder"},
+    {"reconstruct", vae_cmd_reconstruct, "a PNG of images above their reconstructions"},
     {NULL, NULL, NULL},
 };
 

@@ -22,6 +22,7 @@
 #include "outdir.h"
 #include "rng.h"
 #include "signals.h"
+#include "train_images.h"
 #include "vae.h"
 
 #define DEFAULT_DATA "datasets/fashion-mnist.h5"
@@ -339,6 +340,8 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
               t->st.epoch + 1);
     return 1;
   }
+  if (!o->no_images && t->d.rank == 0)
+    vae_train_images(o->out, rec.epoch, &o->model, &t->pv, o->seed, t->has_test ? &t->test : &t->train);
   /* The epoch is complete: the checkpoint records the start of the next one. */
   t->st.epoch++;
   t->st.epoch_step = 0;

@@ -1,0 +1,176 @@
+/* eval.c: `vae_mpi eval`, the test-set bounds of a checkpoint: ELBO (recon, KL) and, with
+ * --iw-samples K > 1, the importance-weighted bound, over every image exactly once, data-parallel.
+ * Every user error is agreed on before the first collective that depends on it; nothing but the
+ * results goes to stdout (one JSON object with --json). Never writes a file. */
+#define _GNU_SOURCE /* sysconf */
+#include <cblas.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "cli.h"
+#include "commands.h"
+#include "data.h"
+#include "dist.h"
+#include "error.h"
+#include "evaluate.h"
+#include "iw.h"
+#include "vae.h"
+
+typedef struct {
+  char checkpoint[VAE_PATH_LEN];
+  char data[VAE_PATH_LEN];
+  char dataset[VAE_PATH_LEN];
+  long iw_samples;
+  uint64_t seed;
+  int seed_given;
+  int batch_size;
+  int threads;
+  int json;
+} eval_opts;
+
+static int parse_opts(eval_opts *o, int argc, char **argv, char *err) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->dataset, sizeof o->dataset, "test/images");
+  o->iw_samples = 1;
+  o->batch_size = 256;
+  const vae_flag flags[] = {
+      {"--checkpoint", VAE_FLAG_STRING, o->checkpoint, "FILE", "checkpoint to evaluate (required)", NULL},
+      {"--data", VAE_FLAG_STRING, o->data, "FILE.h5", "HDF5 file with the images (required)", NULL},
+      {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data", NULL},
+      {"--iw-samples", VAE_FLAG_LONG, &o->iw_samples, "K", "importance samples per image; K > 1 adds the IWAE bound", NULL},
+      {"--seed", VAE_FLAG_U64, &o->seed, "S", "noise seed (default: the checkpoint's training seed, as train's test ELBO)", &o->seed_given},
+      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B", "images, and (image, sample) pairs, per forward pass", NULL},
+      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)", NULL},
+      {"--json", VAE_FLAG_BOOL, &o->json, NULL, "print exactly one JSON object on stdout instead of text", NULL},
+  };
+  int rc = vae_cli_parse("mpirun -np N vae_mpi eval --checkpoint FILE --data FILE.h5 [options]", flags,
+                         (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
+  if (rc != 0) return rc;
+  if (o->checkpoint[0] == '\0') return vae_err(err, "eval needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
+  if (o->data[0] == '\0') return vae_err(err, "eval needs --data FILE.h5 with the images to evaluate");
+  if (o->iw_samples < 1 || o->iw_samples > VAE_IW_MAX_SAMPLES)
+    return vae_err(err, "--iw-samples must be from 1 to %ld, got %ld", VAE_IW_MAX_SAMPLES, o->iw_samples);
+  if (o->batch_size < 1 || o->batch_size > (1 << 20))
+    return vae_err(err, "--batch-size must be from 1 to 1048576, got %d", o->batch_size);
+  if (o->threads < 0) return vae_err(err, "--threads must be 0 (automatic) or more, got %d", o->threads);
+  return 0;
+}
+
+/* Rank 0: the checkpoint, checked against the data's image shape. */
+static int load_model(const eval_opts *o, const vae_data_info *info, vae_config *cfg, float **params,
+                      vae_ckpt_state *st, char *err) {
+  float *m = NULL, *v = NULL;
+  if (vae_checkpoint_read(o->checkpoint, cfg, params, &m, &v, st, err) < 0) return -1;
+  free(m);
+  free(v);
+  if ((size_t)cfg->in_h != info->h || (size_t)cfg->in_w != info->w || (size_t)cfg->in_c != info->c) {
+    free(*params);
+    *params = NULL;
+    return vae_err(err, "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; evaluate it on data of the shape it was trained on",
+                   o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info->h, info->w, info->c);
+  }
+  return 0;
+}
+
+/* BLAS threads: --threads, or the node's cores shared among the ranks on it. Collective. */
+static int blas_threads(int given) {
+  if (given > 0) return given;
+  MPI_Comm node;
+  int local = 1;
+  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  mpiCheck(MPI_Comm_size(node, &local));
+  MPI_Comm_free(&node);
+  long per = sysconf(_SC_NPROCESSORS_ONLN) / local;
+  return per > 0 ? (int)per : 1;
+}
+
+int vae_cmd_eval(int argc, char **argv) {
+  vae_dist d;
+  vae_dist_init(&argc, &argv, &d);
+  vae_cli_quiet(d.rank != 0);
+  char err[VAE_ERR_LEN] = "";
+  size_t mem_limit = vae_data_mem_limit(MPI_COMM_WORLD); /* collective: before any early return */
+  eval_opts o;
+  vae_data_info info;
+  int rc = parse_opts(&o, argc, argv, err);
+  if (rc == 1) { /* --help */
+    vae_dist_finalize();
+    return 0;
+  }
+  if (rc == 0) rc = vae_data_probe(o.data, o.dataset, &info, err);
+  if (rc == 0) rc = vae_data_check_shard_fits(&info, d.rank, d.size, mem_limit, err);
+  vae_dist_check(&d, rc < 0, err);
+
+  /* The model: rank 0 reads and checks it, then config, seed and parameters go to every rank. */
+  vae_config cfg;
+  vae_ckpt_state st;
+  float *params = NULL;
+  memset(&cfg, 0, sizeof cfg);
+  memset(&st, 0, sizeof st);
+  rc = d.rank == 0 ? load_model(&o, &info, &cfg, &params, &st, err) : 0;
+  vae_dist_check(&d, rc < 0, err);
+  mpiCheck(MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD));
+  long pos[2] = {st.epoch, st.step};
+  mpiCheck(MPI_Bcast(pos, 2, MPI_LONG, 0, MPI_COMM_WORLD));
+  mpiCheck(MPI_Bcast(&st.seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
+  const uint64_t seed = o.seed_given ? o.seed : st.seed;
+  size_t n_params = vae_num_params(&cfg);
+  if (d.rank != 0) params = mallocCheck(n_params * sizeof *params);
+  vae_dist_bcast_floats(params, n_params);
+  vae_views pv;
+  vae_views_init(&cfg, params, &pv);
+
+  /* This rank's images: every image exactly once over the ranks (vae_shard_range). */
+  vae_shard shard;
+  memset(&shard, 0, sizeof shard);
+  rc = vae_data_read_shard(&info, MPI_COMM_WORLD, &shard, err);
+  if (rc == 0) rc = vae_shard_validate(&shard, cfg.decoder == VAE_DEC_BERNOULLI, err);
+  vae_dist_check(&d, rc < 0, err);
+
+  int threads = blas_threads(o.threads);
+  openblas_set_num_threads(threads);
+  vae_workspace *ws = vae_workspace_create(&cfg, o.batch_size);
+  double t0 = MPI_Wtime();
+  /* sums: recon, KL, images (evaluate.h), then the IW bound and its images (iw.h). */
+  double sums[5] = {0, 0, 0, 0, 0};
+  vae_eval_shard(&cfg, &pv, ws, &shard, seed, sums);
+  if (o.iw_samples > 1) vae_iw_shard(&cfg, &pv, ws, &shard, seed, o.iw_samples, sums + 3);
+  vae_dist_sum_doubles(sums, 5);
+  double seconds = MPI_Wtime() - t0;
+
+  if (d.rank == 0) {
+    const double N = sums[2], D = (double)vae_input_dim(&cfg), bpd = 1.0 / (D * log(2.0));
+    const double recon = sums[0] / N, kl = sums[1] / N, elbo = -(recon + kl);
+    const int iw = o.iw_samples > 1;
+    const double iwll = iw ? sums[3] / sums[4] : elbo, best = iw ? iwll : elbo;
+    if (o.json) {
+      printf("{\"images\":%.0f,\"elbo\":%.17g,\"recon\":%.17g,\"kl\":%.17g,\"elbo_bits_per_dim\":%.17g,",
+             N, elbo, recon, kl, -elbo * bpd);
+      if (iw) printf("\"iw_samples\":%ld,\"iw_log_likelihood\":%.17g,", o.iw_samples, iwll);
+      printf("\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
+             "\"checkpoint_step\":%ld,\"seconds\":%.3f}\n",
+             -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds);
+    } else {
+      printf("vae_mpi eval: %s (epoch %ld, step %ld) on %.0f images of %s:%s, %d rank(s), seed %llu\n",
+             o.checkpoint, pos[0], pos[1], N, o.data, o.dataset, d.size, (unsigned long long)seed);
+      printf("  ELBO            %12.4f nats/image (recon %.4f, KL %.4f)  %.5f bits/dim\n", elbo, recon, kl,
+             -elbo * bpd);
+      if (iw)
+        printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n", o.iw_samples,
+               iwll, -iwll * bpd);
+      printf("  %.2f s (%d BLAS thread(s) per rank)\n", seconds, threads);
+    }
+    fflush(stdout);
+  }
+  vae_workspace_free(ws);
+  vae_shard_free(&shard);
+  free(params);
+  vae_dist_finalize();
+  return 0;
+}
