@@ -314,7 +314,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
       if (++*consecutive_skips >= o->max_skips) {
         if (t->d.rank == 0)
           fprintf(stderr, "vae_mpi: error: %d consecutive steps had a non-finite loss or gradient (last: step %ld); lower --lr, set --clip-grad-norm, or check the data\n",
-                  *consecutive_skips, t->st.step);
+                  *consecutive_skips, t->st.step - 1);
         return 1;
       }
     } else {
