@@ -18,3 +18,4 @@ add_library(vae_test_plugin MODULE ${CMAKE_CURRENT_SOURCE_DIR}/robust/marker_plu
 set_target_properties(vae_test_plugin PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/plugins)
 vae_script_test(test_robust test_robust.py ${CMAKE_CURRENT_BINARY_DIR}/plugins)
 set_tests_properties(test_robust PROPERTIES DEPENDS vae_test_plugin)
+vae_script_test(test_nonfinite test_nonfinite.py)
