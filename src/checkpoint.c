@@ -500,6 +500,9 @@ static int get_nums(hid_t loc, const char *name, num_kind k, void *out, int max,
             k == NUM_FLOAT ? "a number" : "an integer");
   else if (n == 0)
     rc = 0;
+  else if (!vae_h5_type_is_standard(ft))
+    vae_err(c->err, "checkpoint %s: attribute %s/%s has a malformed numeric type; the file is damaged",
+            c->path, c->obj, name);
   else if (H5Aread(a, k == NUM_FLOAT ? H5T_NATIVE_DOUBLE : uns ? H5T_NATIVE_ULLONG : H5T_NATIVE_LLONG,
                    k == NUM_FLOAT ? out : uns ? (void *)u : (void *)s) < 0)
     vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path,
@@ -818,6 +821,8 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
   else if (rank != t->ndim || dims[0] != want[0] || (rank == 2 && dims[1] != want[1]))
     vae_err(err, "checkpoint %s: /%s has shape %s, expected %s for the model its /model attributes "
             "describe", path, name, got_s, want_s);
+  else if (!vae_h5_type_is_standard(ft))
+    vae_err(err, "checkpoint %s: /%s has a malformed float type; the file is damaged", path, name);
   else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
     vae_err(err, "checkpoint %s: /%s cannot be read; the file is damaged", path, name);
   else {
