@@ -19,3 +19,4 @@ set_target_properties(vae_test_plugin PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAK
 vae_script_test(test_robust test_robust.py ${CMAKE_CURRENT_BINARY_DIR}/plugins)
 set_tests_properties(test_robust PROPERTIES DEPENDS vae_test_plugin)
 vae_script_test(test_nonfinite test_nonfinite.py)
+vae_script_test(test_orphans test_orphans.sh)
