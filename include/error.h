@@ -9,6 +9,7 @@
 #ifndef VAE_ERROR_H
 #define VAE_ERROR_H
 
+#include <hdf5.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -51,5 +52,11 @@ FILE *vae_fopen_check(const char *path, const char *mode, const char *file, int 
 /* Turns off HDF5's automatic error-stack printing (we say what went wrong in our own words).
  * VAE_DEBUG_HDF5=1 in the environment keeps the stack, for debugging. */
 void vae_h5_quiet(void);
+
+/* 1 when an HDF5 numeric type is one of the standard ones (8/16/32/64-bit integers, IEEE 32/64-bit
+ * floats, either byte order), 0 otherwise. Check before H5Dread/H5Aread of a file's numbers: the
+ * library's conversions trust the type's precision, offset and fields, and a damaged type (say a
+ * 32-bit integer with 28524 bits of precision) makes them read out of bounds. */
+int vae_h5_type_is_standard(hid_t type);
 
 #endif

@@ -147,7 +147,7 @@ int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *
     good++;
   }
   free(st);
-  qsort(c, (size_t)good, sizeof *c, cmp_candidate);
+  if (good > 1) qsort(c, (size_t)good, sizeof *c, cmp_candidate);
   /* Full pass in that order: the first that loads completely wins. */
   int rc = 0;
   for (int i = 0; i < good; i++) {
@@ -226,7 +226,7 @@ int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
   long *steps;
   int count, has_main;
   if (list_checkpoints(dir, &steps, &count, &has_main, err) < 0) return -1;
-  qsort(steps, (size_t)count, sizeof *steps, cmp_long_desc);
+  if (count > 1) qsort(steps, (size_t)count, sizeof *steps, cmp_long_desc); /* steps may be NULL when count is 0 */
   /* This step always stays (it may be lower than stale numbered files of an abandoned run). */
   int kept = keep > 0 ? 1 : 0, rc = 0;
   for (int i = 0; i < count && rc == 0; i++) {

@@ -188,6 +188,9 @@ int vae_ck_get_nums(hid_t loc, const char *name, vae_ck_num_kind k, void *out, i
             k == VAE_CK_NUM_FLOAT ? "a number" : "an integer");
   else if (n == 0)
     rc = 0;
+  else if (!vae_h5_type_is_standard(ft))
+    vae_err(c->err, "checkpoint %s: attribute %s/%s has a malformed numeric type; the file is damaged",
+            c->path, c->obj, name);
   else if (H5Aread(a,
                    k == VAE_CK_NUM_FLOAT ? H5T_NATIVE_DOUBLE
                    : uns                 ? H5T_NATIVE_ULLONG

@@ -5,6 +5,7 @@
  * Must never: call MPI (rank 0 alone runs this), write or rename any file, hand back a model that
  * failed validation or a non-finite value, or let HDF5 print its error stack. */
 #include <errno.h>
+#include <H5PLpublic.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
@@ -271,6 +272,8 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
   else if (rank != t->ndim || dims[0] != want[0] || (rank == 2 && dims[1] != want[1]))
     vae_err(err, "checkpoint %s: /%s has shape %s, expected %s for the model its /model attributes "
             "describe", path, name, got_s, want_s);
+  else if (!vae_h5_type_is_standard(ft))
+    vae_err(err, "checkpoint %s: /%s has a malformed float type; the file is damaged", path, name);
   else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
     vae_err(err, "checkpoint %s: /%s cannot be read; the file is damaged", path, name);
   else {
@@ -315,8 +318,52 @@ static int read_tensors(hid_t fid, const char *path, const char *grp, const vae_
  * Opening, and the two entry points
  * ====================================================================================== */
 
+/* Nothing in a checkpoint may reach outside its file: vae_mpi writes only groups, hard links and
+ * datasets stored in the file. Refuses soft, external and user-defined links (before anything
+ * follows them), and datasets whose data lives elsewhere (external storage, virtual datasets). */
+typedef struct {
+  const char *path;
+  char *err;
+} outside_ctx;
+
+static herr_t refuse_outside_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+  const outside_ctx *c = data;
+  if (info->type != H5L_TYPE_HARD) {
+    vae_err(c->err, "checkpoint %s: /%s is a%s link; a vae_mpi checkpoint holds its tensors itself "
+            "(links are never followed): use the checkpoint vae_mpi wrote", c->path, name,
+            info->type == H5L_TYPE_SOFT ? " soft" : info->type == H5L_TYPE_EXTERNAL ? "n external"
+                                                                                   : " user-defined");
+    return 1;
+  }
+  hid_t o = H5Oopen(g, name, H5P_DEFAULT);
+  if (o < 0) {
+    vae_err(c->err, "cannot read checkpoint %s: /%s cannot be opened; the file is damaged", c->path, name);
+    return 1;
+  }
+  herr_t rc = 0;
+  if (H5Iget_type(o) == H5I_DATASET) {
+    hid_t dcpl = H5Dget_create_plist(o);
+    if (dcpl < 0 || H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) != 0) {
+      vae_err(c->err, "checkpoint %s: /%s keeps its data outside the dataset (a virtual dataset or "
+              "external storage); use the checkpoint vae_mpi wrote", c->path, name);
+      rc = 1;
+    }
+    if (dcpl >= 0) H5Pclose(dcpl);
+  }
+  H5Oclose(o);
+  return rc;
+}
+
+static int refuse_outside(hid_t fid, const char *path, char *err) {
+  outside_ctx c = {path, err};
+  herr_t rc = H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_NATIVE, refuse_outside_cb, &c);
+  if (rc > 0) return -1;
+  if (rc < 0) return vae_err(err, "cannot read checkpoint %s: its groups cannot be listed; the file is damaged", path);
+  return 0;
+}
+
 /* Opens a checkpoint read-only with a precise message for a missing, empty, foreign or truncated
- * file. */
+ * file, or one that reaches outside itself. Filter plugins are never loaded (code from outside). */
 static int open_checkpoint(const char *path, hid_t *fid, char *err) {
   struct stat sb;
   if (stat(path, &sb) != 0)
@@ -327,6 +374,7 @@ static int open_checkpoint(const char *path, hid_t *fid, char *err) {
     return vae_err(err, "checkpoint %s is empty (0 bytes); it was never completed: use an older "
                    "checkpoint", path);
   vae_h5_quiet();
+  if (H5PLset_loading_state(0) < 0) VAE_FAIL("H5PLset_loading_state");
   H5Eclear2(H5E_DEFAULT);
   htri_t is = H5Fis_hdf5(path);
   vae_ck_diag d = vae_ck_diagnose();
@@ -335,7 +383,11 @@ static int open_checkpoint(const char *path, hid_t *fid, char *err) {
                    path);
   if (is > 0) {
     *fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (*fid >= 0) return 0;
+    if (*fid >= 0) {
+      if (refuse_outside(*fid, path, err) == 0) return 0;
+      H5Fclose(*fid);
+      return -1;
+    }
     d = vae_ck_diagnose();
   }
   if (d.truncated)

@@ -298,6 +298,11 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
             "float32/float64 arrays", f, ds, type_class_name(cls));
     goto done;
   }
+  if (!vae_h5_type_is_standard(type)) {
+    vae_err(err, "%s:%s has a malformed numeric type (its precision, offset or fields do not fit its "
+            "%zu bytes; damaged file?)", f, ds, tsize);
+    goto done;
+  }
 
   /* Shape: (N, D), (N, H, W) or (N, H, W, C), nothing empty, sizes that fit. */
   space = H5Dget_space(dset);

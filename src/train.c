@@ -3,6 +3,7 @@
  * vae_dist_check, so a bad input is one error line and a clean exit on every rank, never a hang. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <sched.h>
@@ -46,7 +47,37 @@ typedef struct {
   int lock_fd;
   int threads;
   vae_metrics metrics;
+  long fault_rank, fault_step, fault_count; /* VAE_FAULT_NONFINITE; fault_count 0 = off */
 } trainer;
+
+/* Fault injection (tests only): VAE_FAULT_NONFINITE=RANK:STEP[:COUNT] makes rank RANK's local loss,
+ * and so its gradient, NaN for COUNT (default 1) steps from global step STEP (0-based), to exercise
+ * the non-finite step policy end to end. Parsed once at startup; a malformed value is a user error
+ * (a typo must not pass silently). Unset or empty: off. */
+static int parse_fault_env(trainer *t, char *err) {
+  t->fault_count = 0;
+  const char *s = getenv("VAE_FAULT_NONFINITE");
+  if (!s || !*s) return 0;
+  long v[3] = {0, 0, 1};
+  const char *p = s;
+  char *end = NULL;
+  int n = 0, ok = 1;
+  while (ok && n < 3) {
+    errno = 0;
+    v[n] = strtol(p, &end, 10);
+    ok = end != p && errno == 0 && v[n] >= 0;
+    n++;
+    if (!ok || *end == '\0') break;
+    ok = *end == ':';
+    p = end + 1;
+  }
+  if (!ok || n < 2 || *end != '\0' || v[2] < 1)
+    return vae_err(err, "VAE_FAULT_NONFINITE='%s' is not RANK:STEP[:COUNT] with RANK, STEP >= 0 and COUNT >= 1", s);
+  t->fault_rank = v[0];
+  t->fault_step = v[1];
+  t->fault_count = v[2];
+  return 0;
+}
 
 /* Parses and validates the options and probes the data files; every rank does it alone. */
 static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, char *err) {
@@ -219,6 +250,11 @@ static step_result train_step(trainer *t, const uint32_t *rows, int n) {
       kl += t->ws->kl[b];
     }
   }
+  if (t->fault_count > 0 && t->d.rank == t->fault_rank && step >= t->fault_step &&
+      step - t->fault_step < t->fault_count) {
+    recon = NAN;
+    t->grads[0] = NAN;
+  }
   x[X_RECON] = (float)recon;
   x[X_KL] = (float)kl;
   x[X_COUNT] = (float)n;
@@ -280,7 +316,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
       if (++*consecutive_skips >= o->max_skips) {
         if (t->d.rank == 0)
           fprintf(stderr, "vae_mpi: error: %d consecutive steps had a non-finite loss or gradient (last: step %ld); lower --lr, set --clip-grad-norm, or check the data\n",
-                  *consecutive_skips, t->st.step);
+                  *consecutive_skips, t->st.step - 1);
         return 1;
       }
     } else {
@@ -395,6 +431,7 @@ int vae_cmd_train(int argc, char **argv) {
   char err[VAE_ERR_LEN] = "";
   size_t mem_limit = vae_data_mem_limit(MPI_COMM_WORLD); /* collective: before any early return */
   int rc = setup_options(t, argc, argv, mem_limit, err);
+  if (rc == 0) rc = parse_fault_env(t, err);
   if (rc == 1) { /* --help */
     vae_dist_finalize();
     free(t);
