@@ -15,6 +15,10 @@ typedef struct {
   double elapsed;                 /* wall time since this process started training */
   double lr;                      /* learning rate at the epoch's last step */
   long skipped;                   /* steps skipped for non-finite values in this epoch */
+  double train_seconds;           /* time in training steps (slowest rank): samples_per_s's denominator */
+  double allreduce_seconds;       /* of train_seconds, time in the gradient reduction (slowest rank) */
+  double checkpoint_seconds;      /* the epoch-end checkpoint write, every rank agreeing on success */
+  double peak_rss_mib;            /* largest VmHWM of any rank so far, MiB (0 when unknown) */
 } vae_epoch_record;
 
 typedef struct {

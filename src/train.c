@@ -209,6 +209,21 @@ static double save_checkpoint(trainer *t) {
   return now() - t0;
 }
 
+/* Peak resident set of this process (VmHWM), MiB; 0 where /proc is missing. */
+static double peak_rss_mib(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double kib = 0;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmHWM:", 6) == 0) {
+      kib = strtod(line + 6, NULL);
+      break;
+    }
+  fclose(f);
+  return kib / 1024.0;
+}
+
 /* ---- one step ---- */
 
 /* Extras reduced in the same allreduce as the gradient: */
@@ -227,6 +242,7 @@ static float kl_weight_at(const vae_train_opts *o, long step) {
 
 typedef struct {
   double recon, kl, count, grad_norm;
+  double allreduce_s; /* time in the gradient reduction (waiting for the slowest rank included) */
   int skipped, stop;
   float lr, kl_weight;
 } step_result;
@@ -260,7 +276,9 @@ static step_result train_step(trainer *t, const uint32_t *rows, int n) {
   x[X_COUNT] = (float)n;
   x[X_STOP] = vae_signal_pending() ? 1.0f : 0.0f;
   x[X_RANKS + t->d.rank] = isfinite(recon) && isfinite(kl) ? 0.0f : 1.0f;
+  double t_red = now();
   vae_dist_sum_floats(t->grads, t->n_params + X_RANKS + (size_t)P);
+  r.allreduce_s = now() - t_red;
   r.recon = x[X_RECON];
   r.kl = x[X_KL];
   r.count = x[X_COUNT];
@@ -300,7 +318,7 @@ static long steps_per_epoch(const trainer *t) {
 static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skips, double t_start) {
   vae_train_opts *o = &t->o;
   const int B = o->batch_size;
-  double t_epoch = now(), t_train = 0, images = 0;
+  double t_epoch = now(), t_train = 0, t_red = 0, images = 0;
   vae_rng_permutation(perm, (uint32_t)t->train.count, o->seed, (uint32_t)t->d.rank, (uint64_t)t->st.epoch);
   for (long s = t->st.epoch_step; s < spe; s++) {
     size_t lo = (size_t)s * (size_t)B;
@@ -308,6 +326,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
     double t0 = now();
     step_result r = train_step(t, perm + (n > 0 ? lo : 0), n);
     t_train += now() - t0;
+    t_red += r.allreduce_s;
     images += n;
     t->st.epoch_step = s + 1;
     t->st.epoch_steps_total = spe;
@@ -358,9 +377,13 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   rec.skipped = t->st.epoch_skipped;
   /* Training throughput: all images processed over the slowest rank's time in steps (the
    * allreduce in every step keeps the ranks in lockstep). */
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &t_train, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  double tmax[3] = {t_train, t_red, peak_rss_mib()};
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, tmax, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
   vae_dist_sum_doubles(&images, 1);
-  rec.samples_per_s = t_train > 0 ? images / t_train : 0;
+  rec.samples_per_s = tmax[0] > 0 ? images / tmax[0] : 0;
+  rec.train_seconds = tmax[0];
+  rec.allreduce_seconds = tmax[1];
+  rec.peak_rss_mib = tmax[2];
   if (t->has_test) {
     double ev[3] = {0, 0, 0};
     vae_eval_shard(&o->model, &t->pv, t->ws, &t->test, o->seed, ev);
@@ -383,7 +406,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   t->st.epoch_step = 0;
   t->st.epoch_recon_sum = t->st.epoch_kl_sum = t->st.epoch_count = 0;
   t->st.epoch_skipped = 0;
-  save_checkpoint(t);
+  rec.checkpoint_seconds = save_checkpoint(t);
   rec.seconds = now() - t_epoch;
   rec.elapsed = now() - t_start;
   if (t->d.rank == 0) vae_metrics_epoch(&t->metrics, &rec);
