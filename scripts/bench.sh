@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench.sh: vae_mpi training throughput against PyTorch and the GEMM floor, on the same cores, in one run.
+#   scripts/bench.sh [--repeats R] [--build DIR] [--data FILE.h5]   speed table (issue 7), medians over R rounds
+#   scripts/bench.sh --quality [--build DIR]                         test ELBO: vae_mpi np 2 batch 64 after 2 and
+#                                                                    10 epochs, PyTorch examples/vae after 10
+# Every round runs each configuration once, in turn, so that the machine's load is shared alike; the
+# table shows the median of each measurement and the ratios of the medians. What is measured:
+#   vae_mpi np 1 (--threads 1) and np 2 (one BLAS thread per rank), 128 images per rank, one epoch
+#     (--epochs 1): samples_per_s of the epoch record (training steps only, batch gather included,
+#     evaluation and checkpoint excluded), allreduce_seconds / train_seconds, checkpoint_seconds /
+#     seconds, and peak_rss_mib (largest VmHWM of any rank) against the shard (60000*784/np bytes) + 64 MiB;
+#   PyTorch (scripts/torch_vae.py, examples/vae, batch 128): one process at 1 and at 2 threads, and
+#     DistributedDataParallel over 2 processes (gloo, 1 thread each), --max-steps steps, samples/s of the
+#     timed steps (zero_grad, forward, backward, Adam; the batch gather is outside its timer);
+#   the GEMM floor (vae_gemm_floor: only the matrix products of one step, one OpenBLAS thread): one copy
+#     alone, and two copies side by side summed = the 2-core floor.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build
+data=$root/datasets/fashion-mnist.h5
+repeats=3
+quality=0
+torch_steps=300
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) repeats=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --quality) quality=1; shift ;;
+    --torch-steps) torch_steps=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+py=/usr/bin/python3 # Debian's, with torch and h5py
+for f in "$build/vae_mpi" "$build/vae_gemm_floor"; do
+  [ -x "$f" ] || { echo "bench.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
+done
+[ -f "$data" ] || { echo "bench.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
+mpirun=(mpirun --oversubscribe)
+[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
+tmp=$(mktemp -d /tmp/vae_bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cd "$root"
+
+# vae_mpi NP BATCH EPOCHS OUT [extra...]: a fresh run; its metrics.jsonl is OUT/metrics.jsonl.
+vae() {
+  local np=$1 batch=$2 epochs=$3 out=$4
+  shift 4
+  rm -rf "$out"
+  "${mpirun[@]}" -np "$np" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
+    --epochs "$epochs" --no-images "$@" >"$out.log" 2>&1 || { echo "bench.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }
+}
+
+if [ "$quality" = 1 ]; then
+  echo "quality: vae_mpi np 2 batch 64, 10 epochs; PyTorch examples/vae, 10 epochs (this takes a few minutes)"
+  vae 2 64 10 "$tmp/q"
+  OMP_NUM_THREADS=1 "$py" scripts/torch_vae.py --data "$data" --epochs 10 --threads 1 >"$tmp/q-torch.jsonl"
+  "$py" - "$tmp/q/metrics.jsonl" "$tmp/q-torch.jsonl" <<'EOF'
+import json, sys
+v = [json.loads(l) for l in open(sys.argv[1]) if '"type":"epoch"' in l]
+t = [json.loads(l) for l in open(sys.argv[2])]
+print(f"vae_mpi np 2 batch 64: test ELBO after 2 epochs {v[1]['test_elbo']:.2f}, after 10 epochs {v[9]['test_elbo']:.2f}")
+print(f"PyTorch examples/vae batch 128: test ELBO after 2 epochs {t[1]['test_elbo']:.2f}, after 10 epochs {t[9]['test_elbo']:.2f}")
+EOF
+  exit 0
+fi
+
+res=$tmp/results.jsonl
+for r in $(seq 1 "$repeats"); do
+  echo "round $r/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  "$build/vae_gemm_floor" --seconds 3 | sed 's/^{/{"what":"floor1",/' >>"$res"
+  "$build/vae_gemm_floor" --seconds 3 >"$tmp/f2a" & "$build/vae_gemm_floor" --seconds 3 >"$tmp/f2b"
+  wait
+  sed 's/^{/{"what":"floor2a",/' "$tmp/f2a" >>"$res"
+  sed 's/^{/{"what":"floor2b",/' "$tmp/f2b" >>"$res"
+  vae 1 128 1 "$tmp/np1" --threads 1
+  sed -n 's/^{"type":"epoch"/{"what":"np1"/p' "$tmp/np1/metrics.jsonl" >>"$res"
+  vae 2 128 1 "$tmp/np2" --threads 1
+  sed -n 's/^{"type":"epoch"/{"what":"np2"/p' "$tmp/np2/metrics.jsonl" >>"$res"
+  for th in 1 2; do
+    OMP_NUM_THREADS=$th "$py" scripts/torch_vae.py --data "$data" --epochs 1 --threads "$th" --no-test \
+      --max-steps "$torch_steps" | sed "s/^{/{\"what\":\"torch$th\",/" >>"$res"
+  done
+  OMP_NUM_THREADS=1 "$py" scripts/torch_vae.py --data "$data" --epochs 1 --threads 1 --no-test --ddp 2 \
+    --max-steps "$torch_steps" | sed 's/^{/{"what":"ddp2",/' >>"$res"
+done
+
+"$py" - "$res" "$repeats" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+med = lambda what, key: statistics.median(r[key] for r in rows if r["what"] == what)
+sps = lambda what: med(what, "samples_per_s")
+floor1 = sps("floor1")
+floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
+                           zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
+np1, np2 = sps("np1"), sps("np2")
+t1, t2, ddp = sps("torch1"), sps("torch2"), sps("ddp2")
+best_torch = max(t1, t2)
+print(f"samples/s, median of {sys.argv[2]} rounds (Fashion-MNIST, 784-400-20-400-784, 128 images per rank/process)")
+for name, v in [("GEMM floor, 1 core", floor1), ("GEMM floor, 2 cores (two copies summed)", floor2),
+                ("vae_mpi np 1 (1 BLAS thread)", np1), ("vae_mpi np 2", np2),
+                ("PyTorch 1 process, 1 thread", t1), ("PyTorch 1 process, 2 threads", t2),
+                ("PyTorch DDP 2 processes x 1 thread (gloo)", ddp)]:
+    print(f"  {name:44s} {v:10.0f}")
+shard = lambda np_: 60000 * 784 / np_ / 2**20
+rss1, rss2 = med("np1", "peak_rss_mib"), med("np2", "peak_rss_mib")
+ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
+ck = {w: statistics.median(r["checkpoint_seconds"] / r["seconds"] for r in rows if r["what"] == w) for w in ("np1", "np2")}
+ckt = med("np2", "checkpoint_seconds")
+checks = [
+    ("np2 / 2-core GEMM floor", np2 / floor2, ">= 0.75"),
+    ("np2 / PyTorch DDP 2 processes", np2 / ddp, ">= 3.0"),
+    ("np2 / best single-process PyTorch", np2 / best_torch, ">= 2.0"),
+    ("np1 / PyTorch 1 thread", np1 / t1, ">= 1.25"),
+    ("np2 / np1", np2 / np1, ">= 1.8"),
+    ("np1 peak RSS / (shard + 64 MiB)", rss1 / (shard(1) + 64), "<= 1.0"),
+    ("np2 peak RSS per rank / (shard + 64 MiB)", rss2 / (shard(2) + 64), "<= 1.0"),
+    ("np2 checkpoint write / epoch", ck["np2"], "< 0.01"),
+    ("np1 checkpoint write / epoch", ck["np1"], "< 0.01"),
+    ("np2 allreduce / step (share of train time)", ar, "(measured)"),
+]
+print(f"\n  {'ratio':44s} {'value':>10s}  target")
+for name, v, target in checks:
+    print(f"  {name:44s} {v:10.3f}  {target}")
+print(f"\n  peak RSS per rank: np1 {rss1:.1f} MiB (shard {shard(1):.1f} MiB), np2 {rss2:.1f} MiB (shard {shard(2):.1f} MiB);"
+      f" checkpoint write at np2 {ckt * 1e3:.0f} ms")
+EOF
