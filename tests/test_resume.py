@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 
-from vaetest import VAE_MPI, check, done, epochs, mpirun, write_images
+from vaetest import VAE_MPI, check, done, epochs, mpirun, training_fields, write_images
 
 tmp = tempfile.mkdtemp(prefix="vae_resume_")
 data = os.path.join(tmp, "d.h5")
@@ -37,10 +37,7 @@ def state(out):
 def records(out):
     keep = []
     for line in open(os.path.join(out, "metrics.jsonl")):
-        r = json.loads(line)
-        for k in ("samples_per_s", "seconds", "elapsed", "checkpoint_seconds", "allreduce_seconds"):
-            r.pop(k, None)
-        keep.append(r)
+        keep.append(training_fields(json.loads(line)))
     return keep
 
 

@@ -89,3 +89,13 @@ def expect_error(p, words, name):
     check("HDF5-DIAG" not in p.stderr and "#000" not in p.stderr, f"{name}: HDF5 error stack printed")
     for w in words:
         check(any(w in l for l in errs), f"{name}: error does not mention '{w}': {errs}")
+
+
+# Fields of a metrics record that measure the machine (time, memory), not the training.
+MACHINE_FIELDS = ("samples_per_s", "seconds", "elapsed", "train_seconds", "allreduce_seconds",
+                  "checkpoint_seconds", "peak_rss_mib")
+
+
+def training_fields(r):
+    """A metrics record without its MACHINE_FIELDS: what must be identical across identical runs."""
+    return {k: v for k, v in r.items() if k not in MACHINE_FIELDS}

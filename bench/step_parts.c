@@ -1,0 +1,97 @@
+/* step_parts.c: by-hand timing of the non-GEMM parts of one training step, not a test. Under mpirun,
+ * the best of R repetitions (robust to a loaded machine) of: the gradient memset, the batch gather,
+ * forward+backward, the gradient norm, Adam over all parameters and over this rank's 1/P slice, the
+ * gradient MPI_Allreduce, and a reduce-scatter + parameter allgather (the sharded-Adam alternative).
+ *   mpirun -np 2 build/vae_step_parts [--batch B] [--reps R]
+ * Prints one line per part from rank 0, in milliseconds. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adam.h"
+#include "data.h"
+#include "dist.h"
+#include "error.h"
+#include "rng.h"
+#include "vae.h"
+
+#define PARTS 9
+static const char *names[PARTS] = {"memset grads", "batch gather (uint8 -> float)", "forward + backward",
+                                   "sum of squares (all)", "Adam (all params)", "Adam (1/P slice)",
+                                   "MPI_Allreduce (all grads)", "reduce-scatter grads", "allgather params"};
+
+int main(int argc, char **argv) {
+  vae_dist d;
+  vae_dist_init(&argc, &argv, &d);
+  int B = 128, reps = 200;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (strcmp(argv[i], "--batch") == 0) B = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--reps") == 0) reps = atoi(argv[i + 1]);
+  }
+  vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
+                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  size_t n = vae_num_params(&c), D = vae_input_dim(&c);
+  float *p = mallocCheck(n * sizeof *p), *g = callocCheck(n, sizeof *g);
+  float *m = callocCheck(n, sizeof *m), *v = callocCheck(n, sizeof *v);
+  vae_init_params(&c, p, 1);
+  vae_views pv, gv;
+  vae_views_init(&c, p, &pv);
+  vae_views_init(&c, g, &gv);
+  vae_workspace *ws = vae_workspace_create(&c, B);
+  /* A fake uint8 shard of 4096 images and a batch of random rows. */
+  vae_shard sh = {0};
+  sh.count = 4096;
+  sh.d = D;
+  sh.u8 = mallocCheck(sh.count * D);
+  for (size_t i = 0; i < sh.count * D; i++) sh.u8[i] = (uint8_t)((i * 2654435761u) >> 24);
+  uint32_t *rows = mallocCheck((size_t)B * sizeof *rows);
+  for (int b = 0; b < B; b++) rows[b] = (uint32_t)((b * 2654435761u) % sh.count);
+  vae_rng_normal(ws->eps, (size_t)B * c.latent, 1, VAE_RNG_EPS, 0, 0, 0);
+  int *counts = mallocCheck((size_t)d.size * sizeof *counts), *displs = mallocCheck((size_t)d.size * sizeof *displs);
+  for (int r = 0; r < d.size; r++) {
+    displs[r] = (int)((size_t)r * n / (size_t)d.size);
+    counts[r] = (int)((size_t)(r + 1) * n / (size_t)d.size) - displs[r];
+  }
+  size_t lo = (size_t)displs[d.rank], cnt = (size_t)counts[d.rank];
+  vae_adam a = {1e-3f, 0.9f, 0.999f, 1e-8f};
+  double best[PARTS];
+  for (int k = 0; k < PARTS; k++) best[k] = 1e9;
+  volatile double sink = 0;
+  for (int r = 0; r < reps; r++) {
+    double t[PARTS + 1];
+    MPI_Barrier(MPI_COMM_WORLD);
+    t[0] = MPI_Wtime();
+    memset(g, 0, n * sizeof *g);
+    t[1] = MPI_Wtime();
+    vae_shard_batch(&sh, rows, B, ws->x);
+    t[2] = MPI_Wtime();
+    vae_forward(&c, &pv, ws, ws->x, ws->eps, B);
+    vae_backward(&c, &pv, &gv, ws, ws->x, ws->eps, B, 1.0f, 1.0f);
+    t[3] = MPI_Wtime();
+    sink += vae_sum_squares(g, n);
+    t[4] = MPI_Wtime();
+    vae_adam_update(&a, r + 1, p, g, m, v, n, 1e-6f);
+    t[5] = MPI_Wtime();
+    vae_adam_update(&a, r + 1, p + lo, g + lo, m + lo, v + lo, cnt, 1e-6f);
+    MPI_Barrier(MPI_COMM_WORLD);
+    t[6] = MPI_Wtime();
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    t[7] = MPI_Wtime();
+    mpiCheck(MPI_Reduce_scatter(MPI_IN_PLACE, g, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+    t[8] = MPI_Wtime();
+    mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+    t[9] = MPI_Wtime();
+    for (int k = 0; k < PARTS; k++) best[k] = t[k + 1] - t[k] < best[k] ? t[k + 1] - t[k] : best[k];
+    vae_init_params(&c, p, 1); /* keep the parameters sane over the repetitions */
+  }
+  if (d.rank == 0) {
+    printf("step parts at np %d, batch %d, %zu parameters, best of %d (ms):\n", d.size, B, n, reps);
+    for (int k = 0; k < PARTS; k++) printf("  %-32s %8.3f\n", names[k], 1e3 * best[k]);
+  }
+  vae_workspace_free(ws);
+  free(g);
+  free(p), free(m), free(v), free(sh.u8), free(rows), free(counts), free(displs);
+  vae_dist_finalize();
+  return 0;
+}
