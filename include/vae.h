@@ -103,6 +103,9 @@ void vae_encode(const vae_config *c, const vae_views *p, vae_workspace *ws, cons
 void vae_decode(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *z, int B);
 /* Decoder mean image in data space from ws->out after vae_decode: sigmoid(logits) or the mean. */
 void vae_output_mean(const vae_config *c, const vae_workspace *ws, int B, float *mean);
+/* After vae_decode: ws->recon[b] = -log p(x_b | out_b) for the B rows of ws->out, and the unscaled
+ * d recon / d out in ws->dout. */
+void vae_decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int B);
 /* Full forward: encode, z = mu + exp(0.5 logvar) * eps, decode, and per-image ws->recon, ws->kl. */
 void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x,
                  const float *eps, int B);

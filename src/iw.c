@@ -9,19 +9,6 @@
 #include "error.h"
 #include "evaluate.h"
 #include "layers.h"
-#include "loss.h"
-
-/* ws->recon[r] = -log p(x_r | out_r) for the B rows of ws->out (after vae_decode). */
-static void decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int B) {
-  size_t D = vae_input_dim(c);
-  switch (c->decoder) {
-    case VAE_DEC_BERNOULLI: vae_bernoulli_loss(ws->recon, ws->dout, ws->out, x, B, D); break;
-    case VAE_DEC_GAUSSIAN: vae_gaussian_loss(ws->recon, ws->dout, ws->out, x, B, D, c->sigma); break;
-    case VAE_DEC_GAUSSIAN_LEARNED:
-      vae_gaussian_learned_loss(ws->recon, ws->dout, ws->out, x, B, D, c->logvar_min);
-      break;
-  }
-}
 
 void vae_iw_images(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, int n,
                    uint64_t row0, uint64_t seed, long K, double *bound) {
@@ -51,7 +38,7 @@ void vae_iw_images(const vae_config *c, const vae_views *p, vae_workspace *ws, c
     }
     vae_reparam_forward(ws->z, mr, ws->eps, m, L);
     vae_decode(c, p, ws, ws->z, m);
-    decoder_nll(c, ws, xr, m);
+    vae_decoder_nll(c, ws, xr, m);
     for (int r = 0; r < m; r++) {
       /* log w = -recon + log N(z; 0, I) - log N(z; mu, sigma^2); the 2 pi terms cancel and
        * (z - mu) / sigma = eps. */

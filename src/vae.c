@@ -103,12 +103,7 @@ void vae_output_mean(const vae_config *c, const vae_workspace *ws, int B, float 
   }
 }
 
-void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x,
-                 const float *eps, int B) {
-  vae_encode(c, p, ws, x, B);
-  vae_reparam_forward(ws->z, ws->mulv, eps, B, c->latent);
-  vae_kl_forward(ws->kl, ws->mulv, B, c->latent);
-  vae_decode(c, p, ws, ws->z, B);
+void vae_decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int B) {
   /* One pass over the output gives the per-image recon and d recon / d out (kept in ws->dout for
    * vae_backward, unscaled: the scale enters as the GEMM alpha of the output layer). */
   size_t D = vae_input_dim(c);
@@ -119,6 +114,15 @@ void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, con
       vae_gaussian_learned_loss(ws->recon, ws->dout, ws->out, x, B, D, c->logvar_min);
       break;
   }
+}
+
+void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x,
+                 const float *eps, int B) {
+  vae_encode(c, p, ws, x, B);
+  vae_reparam_forward(ws->z, ws->mulv, eps, B, c->latent);
+  vae_kl_forward(ws->kl, ws->mulv, B, c->latent);
+  vae_decode(c, p, ws, ws->z, B);
+  vae_decoder_nll(c, ws, x, B);
 }
 
 /* ---- backward ---- */
