@@ -62,7 +62,8 @@ typedef enum {
 typedef struct {
   const char *name;
   vae_ck_field_kind kind;
-  size_t off; /* offsetof(vae_train_opts, member) */
+  size_t off;   /* offsetof(vae_train_opts, member) */
+  int optional; /* added after format 1 was first written: absent means the train default */
 } vae_ck_opt_field;
 
 extern const vae_ck_opt_field vae_ck_opt_fields[];

@@ -63,7 +63,8 @@ int vae_ck_scan_finite(const float *p, size_t n, size_t *where, float *val) {
  * The /config table
  * ====================================================================================== */
 
-#define OPT(name, kind, member) {name, VAE_CK_F_##kind, offsetof(vae_train_opts, member)}
+#define OPT(name, kind, member) {name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 0}
+#define OPT_ADDED(name, kind, member) {name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 1}
 const vae_ck_opt_field vae_ck_opt_fields[] = {
     OPT("data", STR, data),
     OPT("dataset", STR, dataset),
@@ -72,7 +73,7 @@ const vae_ck_opt_field vae_ck_opt_fields[] = {
     OPT("out", STR, out),
     OPT("resume", STR, resume),
     OPT("epochs", LONG, epochs),
-    OPT("max_steps", LONG, max_steps),
+    OPT_ADDED("max_steps", LONG, max_steps),
     OPT("batch_size", INT, batch_size),
     OPT("lr", DOUBLE, lr),
     OPT("beta1", DOUBLE, beta1),
@@ -92,6 +93,7 @@ const vae_ck_opt_field vae_ck_opt_fields[] = {
     OPT("max_skips", INT, max_skips),
 };
 #undef OPT
+#undef OPT_ADDED
 const size_t vae_ck_n_opt_fields = sizeof vae_ck_opt_fields / sizeof vae_ck_opt_fields[0];
 
 const char *const vae_ck_lr_scale_names[3] = {"none", "linear", "sqrt"};

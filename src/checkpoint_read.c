@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "checkpoint_internal.h"
 #include "error.h"
 
@@ -96,9 +97,13 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
   if (g < 0) return -1;
   vae_ck_rctx c = {path, "/config", err};
   int rc = 0;
+  /* A field added to the configuration after format 1 was first written may be absent from a
+   * checkpoint: it keeps the default `vae_mpi train` would use. Every other field is required. */
+  vae_train_opts_default(o);
   for (size_t i = 0; i < vae_ck_n_opt_fields && rc == 0; i++) {
     const vae_ck_opt_field *f = &vae_ck_opt_fields[i];
     char *p = (char *)o + f->off;
+    if (f->optional && H5Aexists(g, f->name) == 0) continue;
     long long ll;
     char s[16];
     switch (f->kind) {
