@@ -61,6 +61,14 @@ for np_, mca in [(1, None), (2, None), (4, None), (2, {"btl": "tcp,self"})]:
         check(list(f["model"].attrs["input_shape"]) == [28, 28, 1], f"{name}: input_shape attr")
         check(int(f.attrs["step"]) == 3 * steps and int(f.attrs["epoch"]) == 3, f"{name}: step/epoch attrs")
 
+# The design card's invocation: 32 ranks (oversubscribed on this machine), 20 images each.
+out = os.path.join(tmp, "np32")
+p = mpirun(32, ["train", "--data", u8, "--out", out, "--batch-size", "4", "--epochs", "1", "--no-images"])
+check(p.returncode == 0 and "32 ranks x 4 images = global batch 128" in p.stdout, f"np32: {p.returncode} {p.stderr[-800:]}")
+if p.returncode == 0:
+    r = epochs(out)
+    check(len(r) == 1 and r[0]["step"] == 5 and r[0]["test_elbo"] < 0, f"np32 records: {r}")
+
 # Determinism: the same run twice gives identical metrics (but timings) and identical weights.
 a, b = os.path.join(tmp, "det-a"), os.path.join(tmp, "det-b")
 for out in (a, b):
