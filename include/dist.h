@@ -30,6 +30,9 @@ void vae_dist_sum_floats(float *v, size_t n);
 void vae_dist_bcast_floats(float *v, size_t n);
 /* 1 when the n bytes at p are identical on every rank (a 64-bit hash compared by min and max). */
 int vae_dist_same_bytes(const void *p, size_t n);
+/* BLAS threads per rank: `requested` when positive, else the cores this rank is bound to, or the
+ * node's cores shared among the ranks on it. Collective (counts the ranks on this node). */
+int vae_dist_blas_threads(int requested);
 /* Minimum of a long over all ranks. */
 long vae_dist_min_long(long v);
 

@@ -1,13 +1,16 @@
 /* dist.c: MPI setup, agreement on errors and flags, reductions. Never decides anything on one rank
  * that the others must follow without a collective call. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "dist.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <signal.h>
 #include <sys/prctl.h>
@@ -99,4 +102,24 @@ int vae_dist_same_bytes(const void *p, size_t n) {
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD));
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD));
   return lo == hi;
+}
+
+int vae_dist_blas_threads(int requested) {
+  if (requested > 0) return requested;
+  MPI_Comm node;
+  int local = 1;
+  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  mpiCheck(MPI_Comm_size(node, &local));
+  MPI_Comm_free(&node);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    long mine = CPU_COUNT(&set);
+    /* Bound to fewer cores than the node has (mpirun binds ranks to cores): those are ours alone. */
+    if (mine < cores) return mine > 0 ? (int)mine : 1;
+  }
+#endif
+  long per = cores / local;
+  return per > 0 ? (int)per : 1;
 }

@@ -78,18 +78,6 @@ static int load_model(const eval_opts *o, const vae_data_info *info, vae_config 
   return 0;
 }
 
-/* BLAS threads: --threads, or the node's cores shared among the ranks on it. Collective. */
-static int blas_threads(int given) {
-  if (given > 0) return given;
-  MPI_Comm node;
-  int local = 1;
-  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  mpiCheck(MPI_Comm_size(node, &local));
-  MPI_Comm_free(&node);
-  long per = sysconf(_SC_NPROCESSORS_ONLN) / local;
-  return per > 0 ? (int)per : 1;
-}
-
 int vae_cmd_eval(int argc, char **argv) {
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
@@ -133,7 +121,7 @@ int vae_cmd_eval(int argc, char **argv) {
   if (rc == 0) rc = vae_shard_validate(&shard, cfg.decoder == VAE_DEC_BERNOULLI, err);
   vae_dist_check(&d, rc < 0, err);
 
-  int threads = blas_threads(o.threads);
+  int threads = vae_dist_blas_threads(o.threads);
   openblas_set_num_threads(threads);
   vae_workspace *ws = vae_workspace_create(&cfg, o.batch_size);
   double t0 = MPI_Wtime();

@@ -1,12 +1,10 @@
 /* train.c: `vae_mpi train`, the driver that wires cli, data, model, checkpoint, dist and metrics.
  * Every user error is found before the first collective that depends on it and agreed on with
  * vae_dist_check, so a bad input is one error line and a clean exit on every rank, never a hang. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,25 +108,6 @@ static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, ch
                    o->dataset, t->train_info.n, t->d.size, t->train_info.n);
   if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, mem_limit, err) < 0) return -1;
   return 0;
-}
-
-/* BLAS threads: --threads, or the cores this rank may use divided among the ranks sharing them. */
-static int pick_threads(const vae_train_opts *o) {
-  if (o->threads > 0) return o->threads;
-  MPI_Comm node;
-  int local = 1;
-  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  mpiCheck(MPI_Comm_size(node, &local));
-  MPI_Comm_free(&node);
-  cpu_set_t set;
-  long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    long mine = CPU_COUNT(&set);
-    /* Bound to fewer cores than the node has: those are ours alone. */
-    if (mine < cores) return mine > 0 ? (int)mine : 1;
-  }
-  long per = cores / local;
-  return per > 0 ? (int)per : 1;
 }
 
 /* ---- resume ---- */
@@ -509,7 +488,7 @@ int vae_cmd_train(int argc, char **argv) {
     vae_dist_check(&t->d, rc < 0, err);
   }
 
-  t->threads = pick_threads(o);
+  t->threads = vae_dist_blas_threads(o->threads);
   openblas_set_num_threads(t->threads);
   t->ws = vae_workspace_create(&o->model, o->batch_size);
   vae_signals_install();
