@@ -45,6 +45,8 @@ cases = [
     ("missing file", 2, ["--data", os.path.join(tmp, "nope.h5"), "--out", fresh], ["nope.h5"]),
     ("not hdf5", 2, ["--data", bad["text"], "--out", fresh], ["text.h5"]),
     ("missing dataset", 2, ["--data", good, "--out", fresh, "--dataset", "train/pixels"], ["train/pixels"]),
+    ("missing test dataset", 2, ["--data", good, "--out", fresh, "--test-dataset", "test/pixels"],
+     ["test/pixels", "--test-dataset"]),
     ("strings", 2, ["--data", bad["strings"], "--out", fresh], ["train/images"]),
     ("int16", 2, ["--data", bad["int16"], "--out", fresh], ["uint8"]),
     ("rank 1", 2, ["--data", bad["rank1"], "--out", fresh], ["train/images"]),
