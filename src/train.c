@@ -281,9 +281,10 @@ static step_result train_step(trainer *t, const uint32_t *rows, int n) {
   r.lr = lr_at(&t->o, P, step);
   if (bad_rank >= 0 || !isfinite(sq) || !isfinite(r.recon) || !isfinite(r.kl)) {
     r.skipped = 1;
-    if (t->d.rank == 0)
-      fprintf(stderr, "vae_mpi: warning: step %ld skipped: non-finite %s on rank %d\n", step,
-              bad_rank >= 0 ? "loss" : "gradient", bad_rank >= 0 ? bad_rank : 0);
+    if (t->d.rank == 0 && bad_rank >= 0)
+      fprintf(stderr, "vae_mpi: warning: step %ld skipped: non-finite loss on rank %d\n", step, bad_rank);
+    else if (t->d.rank == 0) /* every rank's loss was finite: the sum shows it, no rank can be named */
+      fprintf(stderr, "vae_mpi: warning: step %ld skipped: non-finite gradient after the allreduce\n", step);
   } else {
     float gscale = (float)(1.0 / r.count);
     if (t->o.clip_grad_norm > 0 && r.grad_norm > t->o.clip_grad_norm)
