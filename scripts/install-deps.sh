@@ -15,6 +15,7 @@ pkgs=(
   python3 python3-numpy python3-h5py   # test files written by h5py
   python3-torch                        # the PyTorch reference (tests and benchmark)
   python3-matplotlib                   # scripts/plot-metrics.py
+  procps iproute2 hostname             # pgrep, ss, hostname: used by the tests and the SLURM scripts
 )
 for arg in "$@"; do
   case "$arg" in
