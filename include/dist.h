@@ -16,8 +16,9 @@ void vae_dist_init(int *argc, char ***argv, vae_dist *d);
 void vae_dist_finalize(void);
 
 /* Agreement on a user error: `failed` and `msg` are this rank's; if any rank failed, rank 0 prints
- * the lowest failing rank's message as one "vae_mpi: error:" line and every rank exits with
- * status 1. Returns only when no rank failed. */
+ * the lowest failing rank's message as one "vae_mpi: error:" line and every rank exits: rank 0
+ * with status 1, the others with 0 (so that mpirun's abort never cuts off rank 0's line; the job's
+ * status is 1). Returns only when no rank failed. */
 void vae_dist_check(const vae_dist *d, int failed, const char *msg);
 
 /* Logical OR of a flag over all ranks. */
