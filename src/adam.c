@@ -3,7 +3,9 @@
 
 #include <math.h>
 
-void vae_adam_update(const vae_adam *a, long t, float *restrict params, const float *restrict grads,
+#include "clones.h"
+
+VAE_CLONES void vae_adam_update(const vae_adam *a, long t, float *restrict params, const float *restrict grads,
                      float *restrict m, float *restrict v, size_t n, float grad_scale) {
   const double bc1 = 1.0 - pow((double)a->beta1, (double)t);
   const double bc2 = 1.0 - pow((double)a->beta2, (double)t);
@@ -20,7 +22,7 @@ void vae_adam_update(const vae_adam *a, long t, float *restrict params, const fl
   }
 }
 
-double vae_sum_squares(const float *x, size_t n) {
+VAE_CLONES double vae_sum_squares(const float *x, size_t n) {
   /* Eight float partial sums per block of 1024, folded into a double: the compiler vectorizes the
    * independent lanes, and no float sum holds more than 128 terms. NaN and Inf propagate. */
   double total = 0.0;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clones.h"
 #include "error.h"
 
 #define MAX_SOFT_HOPS 16
@@ -688,7 +689,7 @@ int vae_shard_validate(const vae_shard *s, int require_unit_interval, char *err)
   return 0;
 }
 
-void vae_shard_batch(const vae_shard *s, const uint32_t *rows, int B, float *out) {
+VAE_CLONES void vae_shard_batch(const vae_shard *s, const uint32_t *rows, int B, float *out) {
   const size_t d = s->d;
   const float scale = 1.0f / 255.0f;
   for (int b = 0; b < B; b++) {

@@ -3,6 +3,8 @@
  * the loss: vae.c wires these together, loss.c owns the decoders' likelihoods. */
 #include "layers.h"
 
+#include "clones.h"
+
 #include <cblas.h>
 #include <math.h>
 
@@ -14,7 +16,7 @@ static void gemm_xwt(float *out, const float *inp, const float *w, int B, int IN
               OUT);
 }
 
-void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+VAE_CLONES void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
                         int OUT) {
   gemm_xwt(out, inp, w, B, IN, OUT);
   for (int r = 0; r < B; r++) {
@@ -23,7 +25,7 @@ void vae_linear_forward(float *out, const float *inp, const float *w, const floa
   }
 }
 
-void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
+VAE_CLONES void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
                              int IN, int OUT) {
   gemm_xwt(out, inp, w, B, IN, OUT);
   for (int r = 0; r < B; r++) {
@@ -51,7 +53,7 @@ void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
   }
 }
 
-void vae_relu_backward(float *dh, const float *h, size_t n) {
+VAE_CLONES void vae_relu_backward(float *dh, const float *h, size_t n) {
   for (size_t i = 0; i < n; i++) dh[i] = h[i] > 0.0f ? dh[i] : 0.0f;
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "clones.h"
 #include "error.h"
 
 /* ---- float kernels ---- */
@@ -83,7 +84,7 @@ static double sum_block(const float *t, size_t n) {
 
 /* ---- decoders ---- */
 
-void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const float *x, int B,
+VAE_CLONES void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const float *x, int B,
                         size_t D) {
   float t[LOSS_BLOCK];
   for (int b = 0; b < B; b++) {
@@ -105,7 +106,7 @@ void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const f
   }
 }
 
-void vae_gaussian_loss(double *recon, float *dout, const float *mean, const float *x, int B, size_t D,
+VAE_CLONES void vae_gaussian_loss(double *recon, float *dout, const float *mean, const float *x, int B, size_t D,
                        float sigma) {
   double s2 = (double)sigma * sigma;
   float inv_s2 = (float)(1.0 / s2), half_inv_s2 = (float)(0.5 / s2);
@@ -134,7 +135,7 @@ void vae_gaussian_loss(double *recon, float *dout, const float *mean, const floa
  * The second form never underflows an intermediate (exp(-lmin) exp(-t) would, for t > 87) and never
  * rounds r - lmin inside an exp. exp(-lmin) must be a finite float: vae_config_validate keeps
  * logvar_min within [-80, 80]. */
-void vae_gaussian_learned_loss(double *recon, float *dout, const float *out, const float *x, int B,
+VAE_CLONES void vae_gaussian_learned_loss(double *recon, float *dout, const float *out, const float *x, int B,
                                size_t D, float logvar_min) {
   double emin_d = exp(-(double)logvar_min);
   if (!(emin_d < 1e36)) VAE_FAIL("logvar_min %g: exp(-logvar_min) is not a float", (double)logvar_min);
