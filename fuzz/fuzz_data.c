@@ -26,7 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 static void probe_one(const char *path, const char *dataset) {
   char err[VAE_ERR_LEN] = "";
   vae_data_info info;
-  int rc = vae_data_probe(path, dataset, &info, err);
+  int rc = vae_data_probe(path, dataset, "--dataset", &info, err);
   if (rc != 0) {
     FUZZ_ASSERT(rc == -1 && err[0] != '\0', "rc %d without a message", rc);
     return;

@@ -59,8 +59,10 @@ typedef struct {
 void vae_shard_range(size_t n, int rank, int size, size_t *off, size_t *count);
 
 /* NON-collective: opens file read-only (sec2 driver), checks dataset, fills info. 0, or -1 with an
- * actionable message in err (VAE_ERR_LEN bytes). */
-int vae_data_probe(const char *file, const char *dataset, vae_data_info *info, char *err);
+ * actionable message in err (VAE_ERR_LEN bytes); `flag` is the option that named the dataset
+ * ("--dataset", "--test-dataset"), for the message's hint. */
+int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info,
+                   char *err);
 
 /* NON-collective: 1 when dataset names a dataset in file (reached without an external link),
  * 0 otherwise (including a missing or unreadable file). Never prints, never fails. */

@@ -128,7 +128,8 @@ static int is_group(hid_t file, const char *p) {
 /* Walks `dataset` one component at a time from the root, following soft links (their targets walk
  * the same way) and refusing external and user-defined links, so nothing outside `fname` is ever
  * opened. Writes the absolute hard-link path into out (VAE_PATH_LEN). */
-static int resolve_path(hid_t file, const char *fname, const char *dataset, char *out, char *err) {
+static int resolve_path(hid_t file, const char *fname, const char *dataset, const char *flag, char *out,
+                        char *err) {
   char rest[VAE_PATH_LEN], cur[VAE_PATH_LEN] = "", cand[VAE_PATH_LEN];
   if (snprintf(rest, sizeof rest, "%s", dataset) >= (int)sizeof rest)
     return vae_err(err, "dataset path '%.64s...' is too long", dataset);
@@ -152,13 +153,12 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
     if (H5Lexists(file, cand, H5P_DEFAULT) <= 0) {
       if (hops > 0)
         return vae_err(err, "dataset '%s' not found in %s: the soft link '%s' points to '%s', "
-                       "and '%s' does not exist; name an existing dataset with --dataset",
-                       dataset, fname, last_link, last_target, cand);
+                       "and '%s' does not exist; name an existing dataset with %s",
+                       dataset, fname, last_link, last_target, cand, flag);
       char names[512];
       list_group(file, cur, names, sizeof names);
       return vae_err(err, "dataset '%s' not found in %s (%s contains: %s); name an existing "
-                     "dataset with --dataset", dataset, fname, cur[0] ? cur : "the top level",
-                     names);
+                     "dataset with %s", dataset, fname, cur[0] ? cur : "the top level", names, flag);
     }
     H5L_info_t li;
     if (H5Lget_info(file, cand, &li, H5P_DEFAULT) < 0)
@@ -189,7 +189,7 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, char
         H5Lunpack_elink_val(val, li.u.val_size, &flags, &efile, &eobj);
       return vae_err(err, "'%s' in %s is an external link to file '%s', object '%s'; vae_mpi "
                      "reads data only from the file it is given: pass that file and dataset with "
-                     "--data and --dataset, or copy the data in", cand, fname, efile, eobj);
+                     "--data and %s, or copy the data in", cand, fname, efile, eobj, flag);
     } else {
       return vae_err(err, "'%s' in %s is a user-defined link (type %d), which vae_mpi does not "
                      "follow; name the dataset itself", cand, fname, (int)li.type);
@@ -410,8 +410,8 @@ static hid_t open_input(const char *file, char *err) {
 }
 
 /* Opens the resolved dataset with external links denied; -1 with err when it is not a dataset. */
-static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, const char *path,
-                          char *err) {
+static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, const char *flag,
+                          const char *path, char *err) {
   hid_t lapl = H5Pcreate(H5P_LINK_ACCESS);
   h5Check(lapl);
   h5Check(H5Pset_elink_cb(lapl, deny_external_link, NULL));
@@ -423,8 +423,8 @@ static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, con
   if (t == H5I_GROUP) {
     char names[512];
     list_group(fid, path, names, sizeof names);
-    vae_err(err, "'%s' in %s is a group, not a dataset (it contains: %s); name the dataset with "
-            "--dataset", dataset, fname, names);
+    vae_err(err, "'%s' in %s is a group, not a dataset (it contains: %s); name the dataset with %s",
+            dataset, fname, names, flag);
   } else {
     vae_err(err, "'%s' in %s is not a dataset", dataset, fname);
   }
@@ -432,7 +432,8 @@ static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, con
   return -1;
 }
 
-int vae_data_probe(const char *file, const char *dataset, vae_data_info *info, char *err) {
+int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info,
+                   char *err) {
   data_lib_init();
   memset(info, 0, sizeof *info);
   if (strlen(file) >= sizeof info->file)
@@ -445,8 +446,8 @@ int vae_data_probe(const char *file, const char *dataset, vae_data_info *info, c
   if (fid < 0) return -1;
   int rc = -1;
   hid_t dset = H5I_INVALID_HID;
-  if (resolve_path(fid, file, dataset, info->path, err) == 0 &&
-      (dset = open_dataset(fid, file, dataset, info->path, err)) >= 0)
+  if (resolve_path(fid, file, dataset, flag, info->path, err) == 0 &&
+      (dset = open_dataset(fid, file, dataset, flag, info->path, err)) >= 0)
     rc = probe_dataset(dset, info, err);
   if (dset >= 0) H5Dclose(dset);
   H5Fclose(fid);
@@ -459,8 +460,8 @@ int vae_data_exists(const char *file, const char *dataset) {
   hid_t fid = open_input(file, err);
   if (fid < 0) return 0;
   int found = 0;
-  if (resolve_path(fid, file, dataset, path, err) == 0) {
-    hid_t dset = open_dataset(fid, file, dataset, path, err);
+  if (resolve_path(fid, file, dataset, "--dataset", path, err) == 0) {
+    hid_t dset = open_dataset(fid, file, dataset, "--dataset", path, err);
     if (dset >= 0) {
       found = 1;
       H5Dclose(dset);

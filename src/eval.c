@@ -91,7 +91,7 @@ int vae_cmd_eval(int argc, char **argv) {
     vae_dist_finalize();
     return 0;
   }
-  if (rc == 0) rc = vae_data_probe(o.data, o.dataset, &info, err);
+  if (rc == 0) rc = vae_data_probe(o.data, o.dataset, "--dataset", &info, err);
   if (rc == 0) rc = vae_data_check_shard_fits(&info, d.rank, d.size, mem_limit, err);
   vae_dist_check(&d, rc < 0, err);
 

@@ -49,7 +49,7 @@ static int load_inputs(const recon_opts *o, size_t mem_limit, vae_config *cfg, f
                        char *err) {
   vae_data_info info;
   float *m = NULL, *v = NULL;
-  if (vae_data_probe(o->data, o->dataset, &info, err) < 0) return -1;
+  if (vae_data_probe(o->data, o->dataset, "--dataset", &info, err) < 0) return -1;
   if ((size_t)o->count > info.n)
     return vae_err(err, "--count %d but %s:%s holds only %zu images", o->count, o->data, o->dataset, info.n);
   if (vae_data_check_shard_fits(&info, 0, 1, mem_limit, err) < 0) return -1;

@@ -90,20 +90,10 @@ static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, ch
                      DEFAULT_DATA);
     snprintf(o->data, sizeof o->data, "%s", DEFAULT_DATA);
   }
-  if (vae_data_probe(o->data, o->dataset, &t->train_info, err) < 0) return -1;
+  if (vae_data_probe(o->data, o->dataset, "--dataset", &t->train_info, err) < 0) return -1;
   t->has_test = 0;
   if (o->test_dataset[0] != '\0' && (o->test_dataset_given || vae_data_exists(o->data, o->test_dataset))) {
-    if (vae_data_probe(o->data, o->test_dataset, &t->test_info, err) < 0) {
-      /* The probe's hints name --dataset; here the flag to change is --test-dataset. */
-      const char *hint = strstr(err, "with --dataset");
-      if (hint) {
-        char fixed[VAE_ERR_LEN];
-        snprintf(fixed, sizeof fixed, "%.*swith --test-dataset%s", (int)(hint - err), err,
-                 hint + strlen("with --dataset"));
-        snprintf(err, VAE_ERR_LEN, "%s", fixed);
-      }
-      return -1;
-    }
+    if (vae_data_probe(o->data, o->test_dataset, "--test-dataset", &t->test_info, err) < 0) return -1;
     if (t->test_info.d != t->train_info.d)
       return vae_err(err, "test dataset %s has %zu values per image but training dataset %s has %zu; pass a matching --test-dataset or --test-dataset ''",
                      o->test_dataset, t->test_info.d, o->dataset, t->train_info.d);

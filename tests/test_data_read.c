@@ -47,7 +47,7 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
                      const char *file, const char *dset, const char *expected) {
   char err[VAE_ERR_LEN] = "";
   vae_data_info info;
-  int rc = vae_data_probe(file, dset, &info, err);
+  int rc = vae_data_probe(file, dset, "--dataset", &info, err);
   CHECK(all_ranks(rc == 0), "%s: probe failed: %s", name, err);
   if (rc != 0) return;
   int u8 = strcmp(kind, "u8") == 0;
@@ -157,7 +157,7 @@ static void run_bad(const char *name, const char *stage, long row, const char *f
                     const char *dset, const char *keyword) {
   char err[VAE_ERR_LEN] = "";
   vae_data_info info;
-  int rc = vae_data_probe(file, dset, &info, err);
+  int rc = vae_data_probe(file, dset, "--dataset", &info, err);
   if (strcmp(stage, "probe") == 0) {
     CHECK(all_ranks(rc == -1 && strstr(err, keyword)), "%s: probe rc %d, message '%s', want '%s'",
           name, rc, err, keyword);
@@ -254,7 +254,7 @@ int main(int argc, char **argv) {
     char path[2 * VAE_PATH_LEN], err[VAE_ERR_LEN] = "";
     snprintf(path, sizeof path, "%s/fmnist_sized.h5", DIR_);
     vae_data_info info;
-    CHECK(vae_data_probe(path, "train/images", &info, err) == 0, "probe: %s", err);
+    CHECK(vae_data_probe(path, "train/images", "--dataset", &info, err) == 0, "probe: %s", err);
     /* 60000 rows of 784 bytes = 47,040,000 bytes; a 10 MB limit needs 5 ranks (12755 rows each). */
     int rc = vae_data_check_shard_fits(&info, 0, 1, 10000000, err);
     CHECK(rc == -1 && strstr(err, "needs 47040000 bytes") && strstr(err, "at least 5 ranks"),
