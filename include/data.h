@@ -88,6 +88,11 @@ int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *sha
 int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
                                vae_shard *shard, char *err);
 
+/* COLLECTIVE over comm: like vae_data_read_shard, but only the dataset's first n_rows rows (all of
+ * them when it holds fewer), split over comm's ranks: a few images out of a large file. */
+int vae_data_read_first(const vae_data_info *info, MPI_Comm comm, size_t n_rows, vae_shard *shard,
+                        char *err);
+
 /* NON-collective: every value finite, and in [0, 1] when require_unit_interval (Bernoulli decoder).
  * The message names the global row, the value's index in the row, the file and dataset. */
 int vae_shard_validate(const vae_shard *s, int require_unit_interval, char *err);

@@ -523,12 +523,26 @@ static int agree_failure(MPI_Comm comm, int failed, char *err) {
   return 1;
 }
 
+static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes, size_t n_rows,
+                     vae_shard *shard, char *err);
+
 int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *shard, char *err) {
-  return vae_data_read_shard_pieces(info, comm, READ_PIECE_BYTES, shard, err);
+  return read_rows(info, comm, READ_PIECE_BYTES, info->n, shard, err);
 }
 
 int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
                                vae_shard *shard, char *err) {
+  return read_rows(info, comm, piece_bytes, info->n, shard, err);
+}
+
+int vae_data_read_first(const vae_data_info *info, MPI_Comm comm, size_t n_rows, vae_shard *shard,
+                        char *err) {
+  return read_rows(info, comm, READ_PIECE_BYTES, n_rows < info->n ? n_rows : info->n, shard, err);
+}
+
+/* Rows [0, n_rows) of the dataset, split over comm's ranks by vae_shard_range. */
+static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes, size_t n_rows,
+                     vae_shard *shard, char *err) {
   data_lib_init();
   memset(shard, 0, sizeof *shard);
   memset(err, 0, VAE_ERR_LEN); /* broadcast whole: no uninitialised bytes */
@@ -537,7 +551,7 @@ int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t 
   mpiCheck(MPI_Comm_size(comm, &size));
   const char *f = info->file, *ds = info->dataset;
   size_t off, cnt;
-  vae_shard_range(info->n, rank, size, &off, &cnt);
+  vae_shard_range(n_rows, rank, size, &off, &cnt);
   const size_t d = info->d;
   int failed = 0, rc = -1;
   hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID, dapl = H5I_INVALID_HID;

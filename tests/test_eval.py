@@ -117,6 +117,17 @@ r8 = os.path.join(tmp, "r8.png")
 p = run1(["reconstruct", "--checkpoint", ck, "--data", data, "--out", r8])
 with open(r8, "rb") as a, open(os.path.join(run, "reconstruction-epoch-2.png"), "rb") as b:
     check(p.returncode == 0 and a.read() == b.read(), "reconstruct (8 test images) differs from train's reconstruction-epoch-2.png")
+# Only the first --count images are read and checked: rows after them may hold anything (here NaN).
+poison = os.path.join(tmp, "poison.h5")
+with h5py.File(poison, "w") as f:
+    x = np.full((5000, 28, 28, 1), np.nan, dtype=np.float32)
+    x[:13] = np.random.default_rng(3).random((13, 28, 28, 1), dtype=np.float32)
+    f.create_dataset("test/images", data=x, chunks=(100, 28, 28, 1), compression="gzip")
+rp = os.path.join(tmp, "rp.png")
+p = run1(["reconstruct", "--checkpoint", ck, "--data", poison, "--count", "13", "--out", rp])
+check(p.returncode == 0 and png_header(rp) == grid(32, 8) + (8, 0), f"reconstruct of 13 clean rows before NaN rows: {p.stderr}")
+expect_error(run1(["reconstruct", "--checkpoint", ck, "--data", poison, "--count", "14", "--out", rp]), ["row 13"],
+             "reconstruct: the 14th image is NaN")
 # The top-left tile is the first test image, exactly (uint8 / 255 -> PNG bytes round-trip).
 import matplotlib.image as mpimg  # noqa: E402
 img = mpimg.imread(r13)
