@@ -3,7 +3,11 @@
  * forward+backward, the gradient norm, Adam over all parameters and over this rank's 1/P slice, the
  * gradient MPI_Allreduce, and a reduce-scatter + parameter allgather (the sharded-Adam alternative).
  *   mpirun -np 2 build/vae_step_parts [--batch B] [--reps R]
- * Prints one line per part from rank 0, in milliseconds. */
+ * Prints one line per part from rank 0, in milliseconds. Then whole steps as train runs them, back to
+ * back without barriers (caches and the ranks' drift as in training), mean of S steps, once without and
+ * once with the gradient MPI_Allreduce: what the sum costs in context, against its cost alone.
+ *   mpirun -np 2 build/vae_step_parts [--batch B] [--reps R] [--steps S] [--json]
+ * --json: only the two whole-step runs, one JSON line each (for scripts/bench.sh). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +28,12 @@ static const char *names[PARTS] = {"memset grads", "batch gather (uint8 -> float
 int main(int argc, char **argv) {
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
-  int B = 128, reps = 200;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--batch") == 0) B = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--reps") == 0) reps = atoi(argv[i + 1]);
+  int B = 128, reps = 200, steps = 400, json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0) json = 1;
+    else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0) B = atoi(argv[++i]);
+    else if (i + 1 < argc && strcmp(argv[i], "--reps") == 0) reps = atoi(argv[++i]);
+    else if (i + 1 < argc && strcmp(argv[i], "--steps") == 0) steps = atoi(argv[++i]);
   }
   vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
                   .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
@@ -85,9 +91,43 @@ int main(int argc, char **argv) {
     for (int k = 0; k < PARTS; k++) best[k] = t[k + 1] - t[k] < best[k] ? t[k + 1] - t[k] : best[k];
     vae_init_params(&c, p, 1); /* keep the parameters sane over the repetitions */
   }
-  if (d.rank == 0) {
+  if (d.rank == 0 && !json) {
     printf("step parts at np %d, batch %d, %zu parameters, best of %d (ms):\n", d.size, B, n, reps);
     for (int k = 0; k < PARTS; k++) printf("  %-32s %8.3f\n", names[k], 1e3 * best[k]);
+  }
+  /* Whole steps in context: compute (memset, gather, noise, forward, backward), sum, norm + Adam. */
+  for (int comm = 0; comm <= 1; comm++) {
+    double part[3] = {0};
+    vae_init_params(&c, p, 1);
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = MPI_Wtime();
+    for (int s = 0; s < steps; s++) {
+      double ta = MPI_Wtime();
+      for (int b = 0; b < B; b++) rows[b] = (uint32_t)(((size_t)s * B + b) * 2654435761u % sh.count);
+      memset(g, 0, n * sizeof *g);
+      vae_shard_batch(&sh, rows, B, ws->x);
+      vae_rng_normal(ws->eps, (size_t)B * c.latent, 1, VAE_RNG_EPS, (uint32_t)d.rank, (uint64_t)s, 0);
+      vae_forward(&c, &pv, ws, ws->x, ws->eps, B);
+      vae_backward(&c, &pv, &gv, ws, ws->x, ws->eps, B, 1.0f, 1.0f);
+      double tb = MPI_Wtime();
+      if (comm) mpiCheck(MPI_Allreduce(MPI_IN_PLACE, g, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
+      double tc = MPI_Wtime();
+      sink += vae_sum_squares(g, n);
+      vae_adam_update(&a, s + 1, p, g, m, v, n, 1.0f / (float)(B * d.size));
+      part[0] += tb - ta, part[1] += tc - tb, part[2] += MPI_Wtime() - tc;
+    }
+    double el = MPI_Wtime() - t0, step_ms = 1e3 * el / steps;
+    mpiCheck(MPI_Allreduce(MPI_IN_PLACE, part, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+    if (d.rank == 0 && json)
+      printf("{\"what\":\"loop%d_%s\",\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"compute_ms\":%.4f,"
+             "\"allreduce_ms\":%.4f,\"adam_ms\":%.4f,\"allreduce_alone_ms\":%.4f}\n",
+             d.size, comm ? "sum" : "nosum", (double)B * d.size / (step_ms / 1e3), step_ms,
+             1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps, 1e3 * best[6]);
+    else if (d.rank == 0)
+      printf("%d consecutive steps %s the gradient MPI_Allreduce, mean (ms; parts: slowest rank):\n"
+             "  step %.3f (%.0f samples/s): compute %.3f, allreduce %.3f, norm + Adam %.3f\n",
+             steps, comm ? "with" : "without", step_ms, (double)B * d.size / (step_ms / 1e3),
+             1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps);
   }
   vae_workspace_free(ws);
   free(g);

@@ -13,7 +13,10 @@
 #     DistributedDataParallel over 2 processes (gloo, 1 thread each), --max-steps steps, samples/s of the
 #     timed steps (zero_grad, forward, backward, Adam; the batch gather is outside its timer);
 #   the GEMM floor (vae_gemm_floor: only the matrix products of one step, one OpenBLAS thread): one copy
-#     alone, and two copies side by side summed = the 2-core floor.
+#     alone, and two copies side by side summed = the 2-core floor;
+#   the step loop at np 2 (vae_step_parts --json: train's step on synthetic rows, back to back, without
+#     and with the gradient MPI_Allreduce): what np 2 would do if the sum were free, and what the sum
+#     costs inside the loop against its cost alone (best of 50).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 py=/usr/bin/python3 # Debian's, with torch and h5py
-for f in "$build/vae_mpi" "$build/vae_gemm_floor"; do
+for f in "$build/vae_mpi" "$build/vae_gemm_floor" "$build/vae_step_parts"; do
   [ -x "$f" ] || { echo "bench.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
 done
 [ -f "$data" ] || { echo "bench.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
@@ -74,6 +77,7 @@ for r in $(seq 1 "$repeats"); do
   wait
   sed 's/^{/{"what":"floor2a",/' "$tmp/f2a" >>"$res"
   sed 's/^{/{"what":"floor2b",/' "$tmp/f2b" >>"$res"
+  OPENBLAS_NUM_THREADS=1 "${mpirun[@]}" -np 2 "$build/vae_step_parts" --reps 50 --steps 400 --json >>"$res"
   vae 1 128 1 "$tmp/np1" --threads 1
   sed -n 's/^{"type":"epoch"/{"what":"np1"/p' "$tmp/np1/metrics.jsonl" >>"$res"
   vae 2 128 1 "$tmp/np2" --threads 1
@@ -103,6 +107,9 @@ for name, v in [("GEMM floor, 1 core", floor1), ("GEMM floor, 2 cores (two copie
                 ("PyTorch 1 process, 1 thread", t1), ("PyTorch 1 process, 2 threads", t2),
                 ("PyTorch DDP 2 processes x 1 thread (gloo)", ddp)]:
     print(f"  {name:44s} {v:10.0f}")
+loop_free, loop_sum = sps("loop2_nosum"), sps("loop2_sum")
+print(f"  {'np 2 step loop, gradient sum left out':44s} {loop_free:10.0f}")
+print(f"  {'np 2 step loop, with the gradient sum':44s} {loop_sum:10.0f}")
 shard = lambda np_: 60000 * 784 / np_ / 2**20
 rss1, rss2 = med("np1", "peak_rss_mib"), med("np2", "peak_rss_mib")
 ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
@@ -119,10 +126,14 @@ checks = [
     ("np2 checkpoint write / epoch", ck["np2"], "< 0.01"),
     ("np1 checkpoint write / epoch", ck["np1"], "< 0.01"),
     ("np2 allreduce / step (share of train time)", ar, "(measured)"),
+    ("np2 step loop without the sum / 2-core floor", loop_free / floor2, "(ceiling of the first)"),
 ]
 print(f"\n  {'ratio':44s} {'value':>10s}  target")
 for name, v, target in checks:
     print(f"  {name:44s} {v:10.3f}  {target}")
 print(f"\n  peak RSS per rank: np1 {rss1:.1f} MiB (shard {shard(1):.1f} MiB), np2 {rss2:.1f} MiB (shard {shard(2):.1f} MiB);"
       f" checkpoint write at np2 {ckt * 1e3:.0f} ms")
+print(f"  np 2 step loop (ms per step): gradient MPI_Allreduce {med('loop2_sum', 'allreduce_ms'):.2f} in the loop"
+      f" (waiting for the other rank included), {med('loop2_sum', 'allreduce_alone_ms'):.2f} alone;"
+      f" norm + Adam {med('loop2_sum', 'adam_ms'):.2f}; forward + backward + batch {med('loop2_sum', 'compute_ms'):.2f}")
 EOF
