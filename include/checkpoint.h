@@ -84,4 +84,17 @@ int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *
  * stays). keep == 0 deletes every numbered checkpoint. */
 int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err);
 
+/* dir/checkpoint.h5 at `step` with its slow end in the background (checkpoint_async.c): returns once
+ * the temporary file is written and closed (every check and message of vae_checkpoint_write happens
+ * before that); a thread then fsyncs it, renames it into place, fsyncs the folder and runs
+ * vae_checkpoint_rotate(dir, step, keep), while the caller goes on training. One write is in flight
+ * at most: this call first settles the previous one, and returns its error if it failed. Falls back
+ * to doing everything here when no thread can be started. */
+int vae_checkpoint_write_deferred(const char *dir, long step, int keep, const vae_config *cfg,
+                                  const float *params, const float *m, const float *v,
+                                  const vae_ckpt_state *st, char *err);
+/* Waits for the write in flight, if any: 0 when it is on disk (renamed, folder synced), or -1 with
+ * its message (the previous checkpoint is then untouched). Also run at exit(). */
+int vae_checkpoint_settle(char *err);
+
 #endif

@@ -119,6 +119,19 @@ int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_c
 int vae_ck_read_header_only(const char *path, vae_config *cfg, vae_ckpt_state *st, char *err);
 
 /* ======================================================================================
+ * checkpoint_write.c: the two halves of vae_checkpoint_write (checkpoint_async.c runs the second
+ * on its thread)
+ * ====================================================================================== */
+
+/* Every check, then the whole file under a temporary name in path's folder, closed. tmp and dir
+ * (VAE_PATH_LEN bytes each) receive the temporary path and the folder. */
+int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
+                      const float *v, const vae_ckpt_state *st, char *tmp, char *dir, char *err);
+/* fsync tmp, rename it over path, fsync dir. On failure tmp is removed; path is untouched unless
+ * the rename happened. Calls no HDF5 and no MPI. */
+int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err);
+
+/* ======================================================================================
  * checkpoint_files.c
  * ====================================================================================== */
 

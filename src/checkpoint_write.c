@@ -1,7 +1,9 @@
 /* checkpoint_write.c: vae_checkpoint_write. Refuses bad input (invalid model, non-finite values)
  * before touching any file, writes the whole schema (docs/CHECKPOINT.md) to a temporary file in the
  * target folder, fsyncs it, renames it over the final path and fsyncs the folder; fault injection
- * (VAE_FAULT_CHECKPOINT) simulates a kill between those steps for the tests.
+ * (VAE_FAULT_CHECKPOINT) simulates a kill between those steps for the tests. Two halves, the file
+ * (vae_ck_write_temp) and its publication (vae_ck_publish: fsync, rename, folder fsync), so that
+ * checkpoint_async.c can run the second on a background thread.
  * Must never: call MPI (rank 0 alone runs this), modify a final checkpoint path in place, write a
  * non-finite value, or let HDF5 print its error stack. */
 #include <errno.h>
@@ -189,17 +191,17 @@ static int split_path(const char *path, char *dir, char *base, size_t n) {
   return snprintf(base, n, "%s", slash + 1) >= (int)n ? -1 : 0;
 }
 
-int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params,
-                         const float *m, const float *v, const vae_ckpt_state *st, char *err) {
+int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
+                      const float *v, const vae_ckpt_state *st, char *tmp, char *dir, char *err) {
   if ((m == NULL) != (v == NULL)) VAE_FAIL("checkpoint write needs both Adam moments or neither");
   if (fault_env_check(path, err) < 0) return -1;
   vae_tensor t[VAE_MAX_TENSORS];
   int nt = vae_tensors(cfg, t);
   if (check_before_write(path, cfg, t, nt, params, m, v, st, err) < 0) return -1;
 
-  char dir[VAE_PATH_LEN], base[VAE_PATH_LEN], tmp[VAE_PATH_LEN];
-  if (split_path(path, dir, base, sizeof dir) < 0 || !*base ||
-      snprintf(tmp, sizeof tmp, "%s/.%s.tmp-%ld", dir, base, (long)getpid()) >= (int)sizeof tmp)
+  char base[VAE_PATH_LEN];
+  if (split_path(path, dir, base, VAE_PATH_LEN) < 0 || !*base ||
+      snprintf(tmp, VAE_PATH_LEN, "%s/.%s.tmp-%ld", dir, base, (long)getpid()) >= VAE_PATH_LEN)
     return vae_err(err, "cannot write checkpoint %s: the path is empty, ends in '/' or is too long",
                    path);
   struct stat sb;
@@ -228,11 +230,19 @@ int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *p
     e = vae_ck_diagnose().errnum;
     goto fail;
   }
+  return 0;
+
+fail:
+  unlink(tmp);
+  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
+                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
+}
+
+int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err) {
+  int e;
   fault("before-fsync");
-  what = "fsync failed";
   if ((e = vae_ck_fsync_path(tmp, O_RDONLY)) != 0) goto fail;
   fault("before-rename");
-  what = "rename failed";
   if (rename(tmp, path) != 0) {
     e = errno;
     goto fail;
@@ -246,5 +256,12 @@ int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *p
 fail:
   unlink(tmp);
   return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
+                 path, strerror(e), vae_ck_write_hint(e));
+}
+
+int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params,
+                         const float *m, const float *v, const vae_ckpt_state *st, char *err) {
+  char tmp[VAE_PATH_LEN], dir[VAE_PATH_LEN];
+  if (vae_ck_write_temp(path, cfg, params, m, v, st, tmp, dir, err) < 0) return -1;
+  return vae_ck_publish(tmp, path, dir, err);
 }

@@ -28,7 +28,11 @@ void vae_dist_init(int *argc, char ***argv, vae_dist *d) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);
 #endif
-  mpiCheck(MPI_Init(argc, argv));
+  /* FUNNELED: other threads exist (the checkpoint's background fsync, BLAS) but only this one
+   * calls MPI. Open MPI gives at least that; a library that gives less still works, as none of
+   * those threads ever calls MPI. */
+  int provided;
+  mpiCheck(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
   mpiCheck(MPI_Comm_rank(MPI_COMM_WORLD, &d->rank));
   mpiCheck(MPI_Comm_size(MPI_COMM_WORLD, &d->size));
   vae_h5_quiet();

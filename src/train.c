@@ -173,16 +173,26 @@ static void fill_state_identity(trainer *t) {
 }
 
 /* Rank 0 writes; every rank learns the outcome (a failed write stops the job on every rank). */
-static double save_checkpoint(trainer *t) {
+/* Rank 0 writes OUT/checkpoint.h5 (and rotates --keep copies). `durable`: on disk before this
+ * returns (a stop: the job exits next); otherwise only the file is written here and its fsync and
+ * rename finish in the background (vae_checkpoint_write_deferred), settled by the next checkpoint
+ * or the end of run(). Returns the seconds the ranks waited. */
+static double save_checkpoint(trainer *t, int durable) {
   double t0 = now();
   char err[VAE_ERR_LEN] = "";
   int failed = 0;
   if (t->d.rank == 0) {
-    char path[VAE_PATH_LEN + 32];
     fill_state_identity(t);
-    snprintf(path, sizeof path, "%s/checkpoint.h5", t->o.out);
-    failed = vae_checkpoint_write(path, &t->o.model, t->params, t->m, t->v, &t->st, err) < 0;
-    if (!failed) failed = vae_checkpoint_rotate(t->o.out, t->st.step, t->o.keep, err) < 0;
+    if (durable) {
+      char path[VAE_PATH_LEN + 32];
+      snprintf(path, sizeof path, "%s/checkpoint.h5", t->o.out);
+      failed = vae_checkpoint_settle(err) < 0;
+      if (!failed) failed = vae_checkpoint_write(path, &t->o.model, t->params, t->m, t->v, &t->st, err) < 0;
+      if (!failed) failed = vae_checkpoint_rotate(t->o.out, t->st.step, t->o.keep, err) < 0;
+    } else {
+      failed = vae_checkpoint_write_deferred(t->o.out, t->st.step, t->o.keep, &t->o.model, t->params, t->m,
+                                             t->v, &t->st, err) < 0;
+    }
   }
   vae_dist_check(&t->d, failed, err);
   return now() - t0;
@@ -333,20 +343,20 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
                              t->st.epoch_recon_sum / t->st.epoch_count, t->st.epoch_kl_sum / t->st.epoch_count);
     }
     if (r.stop) {
-      save_checkpoint(t);
+      save_checkpoint(t, 1);
       if (t->d.rank == 0)
         printf("\nvae_mpi: stopped by a signal at step %ld; checkpoint written to %s/checkpoint.h5 (exit status %d; continue with --resume auto)\n",
                t->st.step, o->out, VAE_EXIT_PREEMPTED);
       return VAE_EXIT_PREEMPTED;
     }
     if (o->max_steps > 0 && t->st.step >= o->max_steps && s + 1 < spe) {
-      save_checkpoint(t);
+      save_checkpoint(t, 1);
       if (t->d.rank == 0)
         printf("\nvae_mpi: stopped at --max-steps %ld (epoch %ld, step %ld of %ld); continue with --resume auto\n",
                o->max_steps, t->st.epoch + 1, s + 1, spe);
       return VAE_STOPPED;
     }
-    if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe) save_checkpoint(t);
+    if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe) save_checkpoint(t, 0);
   }
   vae_epoch_record rec = {0};
   rec.epoch = t->st.epoch + 1;
@@ -386,7 +396,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   t->st.epoch_step = 0;
   t->st.epoch_recon_sum = t->st.epoch_kl_sum = t->st.epoch_count = 0;
   t->st.epoch_skipped = 0;
-  rec.checkpoint_seconds = save_checkpoint(t);
+  rec.checkpoint_seconds = save_checkpoint(t, 0);
   rec.seconds = now() - t_epoch;
   rec.elapsed = now() - t_start;
   if (t->d.rank == 0) vae_metrics_epoch(&t->metrics, &rec);
@@ -424,6 +434,9 @@ static int run(trainer *t) {
     }
   }
   free(perm);
+  /* The last checkpoint is on disk (renamed, folder synced) before the job reports or exits. */
+  char err[VAE_ERR_LEN] = "";
+  vae_dist_check(&t->d, t->d.rank == 0 && vae_checkpoint_settle(err) < 0, err);
   return status == VAE_STOPPED ? 0 : status;
 }
 

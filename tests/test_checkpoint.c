@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -650,6 +651,66 @@ static void test_rotate(void) {
   rm_tree(dir);
 }
 
+/* ---------- deferred: the fsync, rename and rotation on a background thread ---------- */
+
+static void test_deferred(void) {
+  char dir[64], path[192], err[VAE_ERR_LEN];
+  const vae_config *cfg = &CFG_LEARNED;
+  float *p, *m, *v;
+  sample_buffers(cfg, 21, &p, &m, &v);
+  vae_ckpt_state st;
+  new_dir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+  CHECK(vae_checkpoint_settle(err) == 0, "settle with nothing in flight: %s", err);
+  /* Two writes in a row: the second settles the first; after settle both steps' files are there,
+   * checkpoint.h5 holds the second, and no temporary file is left. */
+  for (long step = 10; step <= 20; step += 10) {
+    sample_state(&st, step);
+    CHECK(vae_checkpoint_write_deferred(dir, step, 2, cfg, p, m, v, &st, err) == 0, "deferred %ld: %s", step, err);
+  }
+  CHECK(vae_checkpoint_settle(err) == 0, "settle: %s", err);
+  long steps[8];
+  int n = numbered_files(dir, steps, 8);
+  CHECK(n == 2 && steps[0] == 10 && steps[1] == 20, "deferred keep 2: %d numbered files", n);
+  CHECK(count_hidden(dir) == 0, "deferred writes left a temporary file");
+  vae_config c;
+  float *rp, *rm, *rv;
+  vae_ckpt_state rst;
+  int rc = vae_checkpoint_read(path, &c, &rp, &rm, &rv, &rst, err);
+  CHECK(rc == 0 && rst.step == 20 && !memcmp(rp, p, vae_num_params(cfg) * sizeof *p),
+        "deferred checkpoint.h5: rc %d step %ld (%s)", rc, rc == 0 ? rst.step : -1, err);
+  if (rc == 0) free3(rp, rm, rv);
+  /* A refusal comes at once, from the caller's thread, and nothing is in flight after it. */
+  sample_state(&st, 30);
+  float keep = p[3];
+  p[3] = NAN;
+  CHECK(vae_checkpoint_write_deferred(dir, 30, 2, cfg, p, m, v, &st, err) < 0 && strstr(err, "non-finite"),
+        "deferred write of a NaN: '%s'", err);
+  p[3] = keep;
+  CHECK(vae_checkpoint_settle(err) == 0, "settle after a refusal: %s", err);
+  /* A failure on the thread (the rename: checkpoint.h5 is now a folder) is reported by settle, with
+   * the temporary file removed and the numbered checkpoints untouched. */
+  rm_tree(dir);
+  new_dir(dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+  CHECK(mkdir(path, 0700) == 0, "mkdir %s", path);
+  char inner[256];
+  snprintf(inner, sizeof inner, "%s/x", path);
+  write_bytes(inner, (const unsigned char *)"x", 1); /* a non-empty folder: rename cannot replace it */
+  sample_state(&st, 40);
+  CHECK(vae_checkpoint_write_deferred(dir, 40, 1, cfg, p, m, v, &st, err) == 0, "deferred 40: %s", err);
+  err[0] = '\0';
+  CHECK(vae_checkpoint_settle(err) < 0 && strstr(err, "cannot write checkpoint") && strstr(err, path),
+        "settle of a failed rename: '%s'", err);
+  CHECK(count_hidden(dir) == 0, "the failed deferred write left its temporary file");
+  CHECK(numbered_files(dir, steps, 8) == 0, "a failed write rotated");
+  CHECK(vae_checkpoint_settle(err) == 0, "settle twice: %s", err);
+  free3(p, m, v);
+  unlink(inner);
+  rmdir(path);
+  rm_tree(dir);
+}
+
 /* ---------- killed mid-write ---------- */
 
 static void test_faults(void) {
@@ -793,6 +854,7 @@ int main(int argc, char **argv) {
   test_read_refusals();
   test_find_latest();
   test_rotate();
+  test_deferred();
   test_faults();
   return check_done("test_checkpoint");
 }
