@@ -29,6 +29,8 @@ typedef struct {
   long step;        /* optimizer steps taken */
   long epoch;       /* completed epochs */
   long epoch_step;  /* steps done inside the current epoch */
+  long adam_step;   /* Adam updates applied (its bias-correction t): step minus the skipped steps.
+                     * Root attribute, optional on read: absent means step (every step applied) */
   /* The epoch in progress, so that a resumed run reports exactly what the uninterrupted one would
    * (root attributes, optional on read: absent means 0): */
   long epoch_steps_total;   /* steps per epoch of the run that wrote it (resume at another np) */

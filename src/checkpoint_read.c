@@ -190,13 +190,14 @@ static int read_header(hid_t fid, const char *path, vae_config *cfg, vae_ckpt_st
   st->world_size = (int)ws;
   /* The epoch in progress: optional (a checkpoint written by other tools starts the epoch's sums
    * at 0). */
-  long long esteps = 0, eskip = 0;
+  long long esteps = 0, eskip = 0, astep = step;
   double sums[3] = {0, 0, 0};
   const char *sum_names[3] = {"epoch_recon_sum", "epoch_kl_sum", "epoch_images"};
   if ((H5Aexists(fid, "epoch_steps") > 0 &&
        vae_ck_get_int(fid, "epoch_steps", 0, LONG_MAX, &esteps, &c) < 0) ||
       (H5Aexists(fid, "epoch_skipped") > 0 &&
-       vae_ck_get_int(fid, "epoch_skipped", 0, LONG_MAX, &eskip, &c) < 0))
+       vae_ck_get_int(fid, "epoch_skipped", 0, LONG_MAX, &eskip, &c) < 0) ||
+      (H5Aexists(fid, "adam_step") > 0 && vae_ck_get_int(fid, "adam_step", 0, step, &astep, &c) < 0))
     return -1;
   for (int i = 0; i < 3; i++) {
     if (H5Aexists(fid, sum_names[i]) > 0 &&
@@ -207,6 +208,7 @@ static int read_header(hid_t fid, const char *path, vae_config *cfg, vae_ckpt_st
   }
   st->epoch_steps_total = (long)esteps;
   st->epoch_skipped = (long)eskip;
+  st->adam_step = (long)astep;
   st->epoch_recon_sum = sums[0];
   st->epoch_kl_sum = sums[1];
   st->epoch_count = sums[2];

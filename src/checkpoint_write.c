@@ -138,6 +138,7 @@ static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor 
   if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_kl_sum", st->epoch_kl_sum);
   if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_images", st->epoch_count);
   if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_skipped", st->epoch_skipped);
+  if (rc >= 0) rc = vae_ck_put_i64(fid, "adam_step", st->adam_step);
   if (rc < 0 || write_model_group(fid, cfg) < 0) return -1;
   /* /model's tensors, then /optimizer/m and /optimizer/v when the Adam moments are given. */
   const float *bufs[3] = {params, m, v};
@@ -157,6 +158,8 @@ static int check_before_write(const char *path, const vae_config *cfg, const vae
     return vae_err(err, "cannot write checkpoint %s: invalid model: %s", path, msg);
   if (st->has_data && (st->data_rank < 1 || st->data_rank > VAE_CKPT_MAX_DATA_RANK))
     VAE_FAIL("checkpoint data_rank %d out of range", st->data_rank);
+  if (st->adam_step < 0 || st->adam_step > st->step)
+    VAE_FAIL("checkpoint adam_step %ld outside [0, step %ld]", st->adam_step, st->step);
   const float *bufs[3] = {params, m, v};
   for (int b = 0; b < 3; b++) {
     if (!bufs[b]) continue;

@@ -290,7 +290,9 @@ static step_result train_step(trainer *t, const uint32_t *rows, int n) {
     if (t->o.clip_grad_norm > 0 && r.grad_norm > t->o.clip_grad_norm)
       gscale *= (float)(t->o.clip_grad_norm / (r.grad_norm + 1e-6));
     vae_adam a = {r.lr, (float)t->o.beta1, (float)t->o.beta2, (float)t->o.adam_eps};
-    vae_adam_update(&a, step + 1, t->params, t->grads, t->m, t->v, t->n_params, gscale);
+    /* Adam's t counts applied updates: a skipped step leaves Adam as it was (PyTorch's GradScaler
+     * skips optimizer.step() the same way). */
+    vae_adam_update(&a, ++t->st.adam_step, t->params, t->grads, t->m, t->v, t->n_params, gscale);
   }
   t->st.step++;
   return r;

@@ -36,6 +36,7 @@ static void sample_state(vae_ckpt_state *st, long step) {
   st->step = step;
   st->epoch = step / 100;
   st->epoch_step = step % 100;
+  st->adam_step = step - step / 7; /* some steps skipped */
   st->seed = 0xfedcba9876543210ull; /* above INT64_MAX: must survive as uint64 */
   st->world_size = 4;
   st->has_opts = 1;
@@ -168,6 +169,7 @@ static void check_state_equal(const vae_ckpt_state *a, const vae_ckpt_state *b) 
   CHECK(a->step == b->step && a->epoch == b->epoch && a->epoch_step == b->epoch_step,
         "step/epoch/epoch_step %ld/%ld/%ld vs %ld/%ld/%ld", a->step, a->epoch, a->epoch_step, b->step,
         b->epoch, b->epoch_step);
+  CHECK(a->adam_step == b->adam_step, "adam_step %ld vs %ld", a->adam_step, b->adam_step);
   CHECK(a->seed == b->seed, "seed %llx vs %llx", (unsigned long long)a->seed, (unsigned long long)b->seed);
   CHECK(a->world_size == b->world_size, "world_size %d vs %d", a->world_size, b->world_size);
   CHECK(a->has_opts == b->has_opts && a->has_data == b->has_data, "has_opts %d/%d has_data %d/%d",
@@ -793,8 +795,8 @@ static void print_all(const vae_config *cfg, const float *p, const float *m, con
   vae_describe(cfg, desc, sizeof desc);
   printf("model %s %s %.9g %.9g\n", desc, vae_decoder_name(cfg->decoder), (double)cfg->sigma,
          (double)cfg->logvar_min);
-  printf("state %ld %ld %ld %llu %d %d %d %d\n", st->step, st->epoch, st->epoch_step,
-         (unsigned long long)st->seed, st->world_size, m != NULL, st->has_opts, st->has_data);
+  printf("state %ld %ld %ld %llu %d %d %d %d %ld\n", st->step, st->epoch, st->epoch_step,
+         (unsigned long long)st->seed, st->world_size, m != NULL, st->has_opts, st->has_data, st->adam_step);
   print_checksums(cfg, "model", p);
   if (m) {
     print_checksums(cfg, "optimizer/m", m);

@@ -101,7 +101,7 @@ def c_side_reads_h5py_written(tmp):
             expect["model/" + name] = (shape,) + checksum(a)
     other = compare_dump(path, expect, "model-only")
     check(other.get("model") == ["64-16-3-16-64", "bernoulli", "1", "-6"], f"model line {other.get('model')}")
-    check(other.get("state") == ["7", "0", "7", "42", "1", "0", "0", "0"], f"state line {other.get('state')}")
+    check(other.get("state") == ["7", "0", "7", "42", "1", "0", "0", "0", "7"], f"state line {other.get('state')}")
 
     # (b) gaussian, no hidden layer (empty int64 array), fixed-length byte strings, Adam moments,
     #     /config and /data written by hand.
@@ -131,7 +131,7 @@ def c_side_reads_h5py_written(tmp):
         d.attrs.update(file="x.h5", dataset="train/images", n=1000, shape=[1000, 4, 3, 2], dtype="float32")
     other = compare_dump(path, expect, "full")
     check(other.get("model") == ["24-2-24", "gaussian", "0.25", "-6"], f"model line {other.get('model')}")
-    check(other.get("state") == ["900", "3", "0", str(2**64 - 1), "8", "1", "1", "1"],
+    check(other.get("state") == ["900", "3", "0", str(2**64 - 1), "8", "1", "1", "1", "900"],
           f"state line {other.get('state')}")
     check(other.get("opts") == ["0.00029999999999999997", "10", "64", "1", "x.h5"], f"opts line {other.get('opts')}")
     check(other.get("data") == ["x.h5", "train/images", "1000", "float32", "4"], f"data line {other.get('data')}")
@@ -164,6 +164,7 @@ def c_side_reads_h5py_written(tmp):
     broken("bad_lr_scale.h5", lambda f: f["config"].attrs.__setitem__("lr_scale", "cubic"),
            ["/config/lr_scale is 'cubic', expected none, linear or sqrt"])
     broken("negative_seed.h5", lambda f: f.attrs.__setitem__("seed", -3), ["attribute /seed is negative"])
+    broken("adam_step_above_step.h5", lambda f: f.attrs.__setitem__("adam_step", 901), ["attribute /adam_step"])
 
 
 def h5py_reads_c_written(tmp):

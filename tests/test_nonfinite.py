@@ -55,8 +55,49 @@ for np_, rank, step in [(2, 1, 5), (3, 2, 9)]:
     check(len(cks) >= 3 and all(all_finite(c) for c in cks), f"{name}: checkpoints {cks} not all finite")
     with h5py.File(os.path.join(out, "checkpoint.h5"), "r") as f:
         check(int(f.attrs["step"]) == 3 * spe and int(f.attrs["epoch"]) == 3, f"{name}: step {f.attrs['step']}")
+        check(int(f.attrs["adam_step"]) == 3 * spe - 1, f"{name}: adam_step {f.attrs['adam_step']}, one step skipped")
         w0 = f["model/encoder/hidden0/weight"][...]
         check(w0.shape == (16, 64) and np.all(np.isfinite(w0)) and np.abs(w0).max() > 0, f"{name}: weights")
+
+# 1b. A skipped step leaves Adam as it was, its step count t included (as PyTorch's GradScaler skips
+# optimizer.step()): np 1, a checkpoint after every step, step 5 poisoned. Checkpoint 6 equals
+# checkpoint 5 with adam_step 5 in both; the update from 6 to 7 is Adam's with t = 6, recomputed here
+# from the stored p, m, v in float32 as adam.c does it (t = 7 gives a step 3% smaller).
+out = os.path.join(tmp, "adam_t")
+args = ["train", "--data", data, "--hidden", "16", "--latent", "2", "--batch-size", "4", "--epochs", "1",
+        "--no-images", "--keep", "100", "--checkpoint-every", "1", "--out", out]
+p = mpirun(1, args, quiet=True, env={"VAE_FAULT_NONFINITE": "0:5"})
+check(p.returncode == 0 and len(warnings(p)) == 1, f"adam t: exit {p.returncode}: {p.stderr[-500:]}")
+
+
+def state(step):
+    with h5py.File(os.path.join(out, f"checkpoint-{step}.h5"), "r") as f:
+        t = {g: {} for g in ("model", "optimizer/m", "optimizer/v")}
+        for g in t:
+            f[g].visititems(lambda n, o: t[g].__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+        return int(f.attrs["adam_step"]), t
+
+
+a5, s5 = state(5)
+a6, s6 = state(6)
+a7, s7 = state(7)
+check((a5, a6, a7) == (5, 5, 6), f"adam t: adam_step after steps 5, 6, 7: {(a5, a6, a7)}")
+same = all(np.array_equal(s5[g][n], s6[g][n]) for g in s5 for n in s5[g])
+check(same, "adam t: the skipped step changed a parameter or a moment")
+
+
+def predicted(t, name):
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+    step_size = np.float32(lr / (1 - b1 ** t))
+    inv_sqrt_bc2 = np.float32(1 / np.sqrt(1 - b2 ** t))
+    m, v = s7["optimizer/m"][name], s7["optimizer/v"][name]
+    return s6["model"][name] - step_size * m / (np.sqrt(v) * inv_sqrt_bc2 + np.float32(eps))
+
+
+name = "encoder/hidden0/weight"
+delta = s7["model"][name] - s6["model"][name]
+err = {t: np.abs(predicted(t, name) - s7["model"][name]).max() / np.abs(delta).max() for t in (6, 7)}
+check(err[6] < 1e-3 and err[7] > 0.01, f"adam t: update 6 -> 7 against Adam at t = 6 and 7: relative errors {err}")
 
 # 2. COUNT below --max-skips: two consecutive skips, the run goes on.
 out = os.path.join(tmp, "two")
