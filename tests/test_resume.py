@@ -83,8 +83,8 @@ p = train(1, os.path.join(tmp, "auto-fresh"), "--epochs", "1", "--resume", "auto
 check(p.returncode == 0 and "starting fresh" in p.stdout, f"auto fresh: {p.stdout[:300]}")
 
 
-def start_long(out, np_=2):
-    cmd = ["mpirun", "--allow-run-as-root", "-np", str(np_), VAE_MPI] + BASE + ["--out", out, "--epochs", "400"]
+def start_long(out, np_=2, extra=()):
+    cmd = ["mpirun", "--allow-run-as-root", "-np", str(np_), VAE_MPI] + BASE + ["--out", out, "--epochs", "400", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not (os.path.exists(os.path.join(out, "metrics.jsonl")) and
@@ -99,10 +99,13 @@ def rank_pids(out):
     return [int(x) for x in p.stdout.split()]
 
 
-# SIGUSR1 to mpirun (forwarded to every rank), and SIGTERM to the ranks themselves.
-for how in ("SIGUSR1 to mpirun", "SIGTERM to the ranks"):
-    out = os.path.join(tmp, "sig-" + how.split()[0])
-    proc = start_long(out)
+# SIGUSR1 to mpirun (forwarded to every rank), and SIGTERM to the ranks themselves; the third while a
+# checkpoint of every step is being published in the background (--checkpoint-every 1): the stop's
+# checkpoint settles it first, and nothing half-done is left.
+for how, extra in (("SIGUSR1 to mpirun", ()), ("SIGTERM to the ranks", ()),
+                   ("SIGUSR1 to mpirun, --checkpoint-every 1", ("--checkpoint-every", "1", "--keep", "3"))):
+    out = os.path.join(tmp, "sig-" + how.split()[0] + ("-every" if extra else ""))
+    proc = start_long(out, extra=extra)
     t0 = time.time()
     if how.startswith("SIGUSR1"):
         proc.send_signal(signal.SIGUSR1)
@@ -120,6 +123,10 @@ for how in ("SIGUSR1 to mpirun", "SIGTERM to the ranks"):
     check(time.time() - t0 < 10, f"{how}: took {time.time() - t0:.1f} s")
     _, attrs = state(out)
     check(int(attrs["step"]) > 0, f"{how}: checkpoint step {attrs['step']}")
+    check(not [f for f in os.listdir(out) if ".tmp" in f], f"{how}: temporary files left: {os.listdir(out)}")
+    if extra:
+        kept = sorted(f for f in os.listdir(out) if f.startswith("checkpoint-"))
+        check(len(kept) == 3 and f"checkpoint-{int(attrs['step'])}.h5" in kept, f"{how}: kept {kept}")
     p = train(2, out, "--epochs", str(int(attrs["epoch"]) + 1), "--resume", "auto")
     check(p.returncode == 0 and f"step {int(attrs['step'])}" in p.stdout, f"{how}: resume: {p.stdout[:300]} {p.stderr[-300:]}")
 
