@@ -79,6 +79,12 @@ int vae_checkpoint_match(const vae_config *ckpt, const vae_config *want, char *e
  * returns 0 with path_out "". -1 when dir cannot be listed or path_out is too small. */
 int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes,
                                size_t notes_len, char *err);
+/* The same search, keeping what the winning read returned (as vae_checkpoint_read: fresh buffers
+ * for the caller to free, *m and *v NULL for a model-only file) so that the file is read once.
+ * params NULL: nothing is kept (vae_checkpoint_find_latest). With path_out "" nothing is set. */
+int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg,
+                               float **params, float **m, float **v, vae_ckpt_state *st, char *notes,
+                               size_t notes_len, char *err);
 
 /* After dir/checkpoint.h5 was written at `step`: with keep > 0 makes dir/checkpoint-<step>.h5 a
  * copy of it (a hard link, or a byte copy where links are not supported; replaced atomically),

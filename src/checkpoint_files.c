@@ -120,6 +120,12 @@ static int cmp_candidate(const void *pa, const void *pb) {
 
 int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes,
                                size_t notes_len, char *err) {
+  return vae_checkpoint_load_latest(dir, path_out, n, NULL, NULL, NULL, NULL, NULL, notes, notes_len, err);
+}
+
+int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg_out,
+                               float **params, float **m_out, float **v_out, vae_ckpt_state *st_out,
+                               char *notes, size_t notes_len, char *err) {
   if (n) path_out[0] = 0;
   if (notes && notes_len) notes[0] = 0;
   long *steps;
@@ -153,17 +159,23 @@ int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *
   for (int i = 0; i < good; i++) {
     vae_config cfg;
     float *p, *m, *v;
-    if (vae_checkpoint_read(c[i].path, &cfg, &p, &m, &v, NULL, why) < 0) {
+    if (vae_checkpoint_read(c[i].path, &cfg, &p, &m, &v, st_out, why) < 0) {
       skip_note(notes, notes_len, c[i].path, why);
       continue;
+    }
+    if (strlen(c[i].path) >= n) {
+      rc = vae_err(err, "checkpoint path %s is longer than %zu bytes", c[i].path, n);
+    } else {
+      snprintf(path_out, n, "%s", c[i].path);
+      if (params) { /* the caller keeps what was read: no second read of the same file */
+        *cfg_out = cfg;
+        *params = p, *m_out = m, *v_out = v;
+        p = m = v = NULL;
+      }
     }
     free(p);
     free(m);
     free(v);
-    if (strlen(c[i].path) >= n)
-      rc = vae_err(err, "checkpoint path %s is longer than %zu bytes", c[i].path, n);
-    else
-      snprintf(path_out, n, "%s", c[i].path);
     break;
   }
   free(c);

@@ -118,19 +118,19 @@ static int load_resume(trainer *t, int *resumed, char *err) {
   const vae_train_opts *o = &t->o;
   if (t->d.rank != 0 || o->resume[0] == '\0') return 0;
   char path[VAE_PATH_LEN + 64];
+  vae_config ck;
+  float *p = NULL, *m = NULL, *v = NULL;
+  vae_ckpt_state st;
   if (strcmp(o->resume, "auto") == 0) {
-    if (vae_checkpoint_find_latest(o->out, path, sizeof path, NULL, 0, err) < 0) return -1;
+    if (vae_checkpoint_load_latest(o->out, path, sizeof path, &ck, &p, &m, &v, &st, NULL, 0, err) < 0) return -1;
     if (path[0] == '\0') {
       printf("resume: no checkpoint in %s, starting fresh\n", o->out);
       return 0;
     }
   } else {
     snprintf(path, sizeof path, "%s", o->resume);
+    if (vae_checkpoint_read(path, &ck, &p, &m, &v, &st, err) < 0) return -1;
   }
-  vae_config ck;
-  float *p = NULL, *m = NULL, *v = NULL;
-  vae_ckpt_state st;
-  if (vae_checkpoint_read(path, &ck, &p, &m, &v, &st, err) < 0) return -1;
   int bad = vae_checkpoint_match(&ck, &o->model, err) < 0;
   if (!bad && st.has_data &&
       ((size_t)st.data_n != t->train_info.n || strcmp(st.data_dataset, o->dataset) != 0))
