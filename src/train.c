@@ -172,27 +172,20 @@ static void fill_state_identity(trainer *t) {
            k == VAE_DATA_UINT8 ? "uint8" : k == VAE_DATA_FLOAT32 ? "float32" : "float64");
 }
 
-/* Rank 0 writes; every rank learns the outcome (a failed write stops the job on every rank). */
-/* Rank 0 writes OUT/checkpoint.h5 (and rotates --keep copies). `durable`: on disk before this
- * returns (a stop: the job exits next); otherwise only the file is written here and its fsync and
- * rename finish in the background (vae_checkpoint_write_deferred), settled by the next checkpoint
- * or the end of run(). Returns the seconds the ranks waited. */
+/* Rank 0 writes OUT/checkpoint.h5 (and rotates --keep copies); every rank learns the outcome (a
+ * failed write stops the job on every rank). The file is written here, its fsync and rename finish
+ * in the background (vae_checkpoint_write_deferred), settled by the next checkpoint or the end of
+ * run(); `durable` (a stop: the job exits next) waits for them here. Returns the seconds the ranks
+ * waited. */
 static double save_checkpoint(trainer *t, int durable) {
   double t0 = now();
   char err[VAE_ERR_LEN] = "";
   int failed = 0;
   if (t->d.rank == 0) {
     fill_state_identity(t);
-    if (durable) {
-      char path[VAE_PATH_LEN + 32];
-      snprintf(path, sizeof path, "%s/checkpoint.h5", t->o.out);
-      failed = vae_checkpoint_settle(err) < 0;
-      if (!failed) failed = vae_checkpoint_write(path, &t->o.model, t->params, t->m, t->v, &t->st, err) < 0;
-      if (!failed) failed = vae_checkpoint_rotate(t->o.out, t->st.step, t->o.keep, err) < 0;
-    } else {
-      failed = vae_checkpoint_write_deferred(t->o.out, t->st.step, t->o.keep, &t->o.model, t->params, t->m,
-                                             t->v, &t->st, err) < 0;
-    }
+    failed = vae_checkpoint_write_deferred(t->o.out, t->st.step, t->o.keep, &t->o.model, t->params, t->m, t->v,
+                                           &t->st, err) < 0;
+    if (!failed && durable) failed = vae_checkpoint_settle(err) < 0;
   }
   vae_dist_check(&t->d, failed, err);
   return now() - t0;
