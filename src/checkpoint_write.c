@@ -194,6 +194,14 @@ static int split_path(const char *path, char *dir, char *base, size_t n) {
   return snprintf(base, n, "%s", slash + 1) >= (int)n ? -1 : 0;
 }
 
+/* Either half failed before checkpoint.h5 changed: the temporary file goes, the message says why
+ * (errno e, else `what`) and that the previous checkpoint stands. */
+static int write_failed(const char *tmp, const char *path, int e, const char *what, char *err) {
+  unlink(tmp);
+  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
+                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
+}
+
 int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
                       const float *v, const vae_ckpt_state *st, char *tmp, char *dir, char *err) {
   if ((m == NULL) != (v == NULL)) VAE_FAIL("checkpoint write needs both Adam moments or neither");
@@ -236,9 +244,7 @@ int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *para
   return 0;
 
 fail:
-  unlink(tmp);
-  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
+  return write_failed(tmp, path, e, what, err);
 }
 
 int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err) {
@@ -257,9 +263,7 @@ int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err
   return 0;
 
 fail:
-  unlink(tmp);
-  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                 path, strerror(e), vae_ck_write_hint(e));
+  return write_failed(tmp, path, e, NULL, err);
 }
 
 int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params,
