@@ -92,7 +92,7 @@ int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_co
  * stays). keep == 0 deletes every numbered checkpoint. */
 int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err);
 
-/* dir/checkpoint.h5 at `step` with its slow end in the background (checkpoint_async.c): returns once
+/* dir/checkpoint.h5 at `step` with its slow end in the background (checkpoint/async.c): returns once
  * the temporary file is written and closed (every check and message of vae_checkpoint_write happens
  * before that); a thread then fsyncs it, renames it into place, fsyncs the folder and runs
  * vae_checkpoint_rotate(dir, step, keep), while the caller goes on training. One write is in flight

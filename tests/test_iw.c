@@ -1,4 +1,4 @@
-/* test_iw.c: the importance-weighted bound (iw.c) and the ELBO (evaluate.c) against a model whose
+/* test_iw.c: the importance-weighted bound (iw.c) and the ELBO (src/eval/elbo.c) against a model whose
  * log-likelihood is known in closed form. With no hidden layer and the gaussian decoder (fixed sigma)
  * the VAE is linear-Gaussian: z ~ N(0, I), x = W z + b + sigma n, so p(x) = N(b, W W^T + sigma^2 I)
  * and the posterior is N(S W^T (x - b) / sigma^2, S) with S = (I + W^T W / sigma^2)^-1.
@@ -147,7 +147,7 @@ static void setup(problem *pr, const vae_config *c, const vae_views *p, int wide
   }
 }
 
-/* A one-image shard of row n: evaluate.c and iw.c key the noise by s->offset + row. */
+/* A one-image shard of row n: elbo.c and iw.c key the noise by s->offset + row. */
 static vae_shard one_image(problem *pr, int n) {
   vae_shard s;
   memset(&s, 0, sizeof s);
@@ -166,7 +166,7 @@ static void mean_se(const double *v, int n, double *mean, double *se) {
   *se = sqrt(ss / (n - 1) / n);
 }
 
-/* Per image: MC ELBO (evaluate.c) and IW_K (iw.c) through the shard functions eval uses. */
+/* Per image: MC ELBO (src/eval/elbo.c) and IW_K (iw.c) through the shard functions eval uses. */
 static void per_image(problem *pr, const vae_config *c, const vae_views *p, vae_workspace *ws, long K,
                       double *elbo, double *iw) {
   for (int n = 0; n < N; n++) {

@@ -1,4 +1,4 @@
-/* evaluate.c: ELBO sums over a shard, every image exactly once. Never reduces across ranks. */
+/* elbo.c: ELBO sums over a shard, every image exactly once. Never reduces across ranks. */
 #include "evaluate.h"
 
 #include <stdlib.h>

@@ -1,6 +1,6 @@
-/* checkpoint_h5.c: the checkpoint schema's HDF5 attribute codec (put and checked get of each
+/* checkpoint/h5.c: the checkpoint schema's HDF5 attribute codec (put and checked get of each
  * attribute kind), the tables write and read share (/config fields, tensor groups), finite-value
- * scanning, and reading HDF5's silenced error stack. Internal: declared in checkpoint_internal.h.
+ * scanning, and reading HDF5's silenced error stack. Internal: declared in src/checkpoint/internal.h.
  * Must never: open or close a file, call MPI, or let HDF5 print its error stack. */
 #include <hdf5.h>
 #include <limits.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint_internal.h"
+#include "internal.h"
 #include "error.h"
 
 /* ======================================================================================

@@ -1,4 +1,4 @@
-/* checkpoint_files.c: the checkpoint folder. --resume auto's choice of the newest loadable
+/* checkpoint/files.c: the checkpoint folder. --resume auto's choice of the newest loadable
  * checkpoint, --keep's numbered copies and their rotation, and the fsync and error hints that
  * writing into the folder shares.
  * Must never: call MPI (rank 0 alone runs this), open or modify checkpoint.h5 itself (it is only
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "checkpoint_internal.h"
+#include "internal.h"
 #include "error.h"
 
 #define MAIN_NAME "checkpoint.h5"

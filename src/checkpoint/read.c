@@ -1,4 +1,4 @@
-/* checkpoint_read.c: vae_checkpoint_read. Opens a checkpoint with a precise word for a missing,
+/* checkpoint/read.c: vae_checkpoint_read. Opens a checkpoint with a precise word for a missing,
  * empty, foreign or truncated file, then validates everything the schema (docs/CHECKPOINT.md)
  * says: the root attributes, /model, /config and /data, and every tensor's presence, type, shape
  * and finiteness, with no extra datasets.
@@ -16,7 +16,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
-#include "checkpoint_internal.h"
+#include "internal.h"
 #include "error.h"
 
 /* ======================================================================================

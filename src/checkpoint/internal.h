@@ -1,7 +1,7 @@
-/* checkpoint_internal.h: INTERNAL to the checkpoint module. Only src/checkpoint_*.c include it;
+/* checkpoint/internal.h: INTERNAL to the checkpoint module. Only src/checkpoint/*.c include it;
  * everything else uses the public include/checkpoint.h. It declares what more than one of those
- * files needs: the HDF5 attribute codec and the schema's shared tables (checkpoint_h5.c), the
- * header-only read (checkpoint_read.c) and the folder helpers (checkpoint_files.c). Names are
+ * files needs: the HDF5 attribute codec and the schema's shared tables (checkpoint/h5.c), the
+ * header-only read (checkpoint/read.c) and the folder helpers (checkpoint/files.c). Names are
  * prefixed vae_ck_ / VAE_CK_ to keep them apart from the public vae_checkpoint_* API. */
 #ifndef VAE_CHECKPOINT_INTERNAL_H
 #define VAE_CHECKPOINT_INTERNAL_H
@@ -16,7 +16,7 @@
 #define VAE_CK_SCHEMA_HINT "it is not a complete vae_mpi checkpoint (schema: docs/CHECKPOINT.md)"
 
 /* ======================================================================================
- * checkpoint_h5.c: HDF5 diagnostics
+ * checkpoint/h5.c: HDF5 diagnostics
  * ====================================================================================== */
 
 /* What HDF5's (silenced) error stack says: the errno of a failed system call, and whether the file
@@ -30,7 +30,7 @@ typedef struct {
 vae_ck_diag vae_ck_diagnose(void);
 
 /* ======================================================================================
- * checkpoint_h5.c: the tensor tables
+ * checkpoint/h5.c: the tensor tables
  * ====================================================================================== */
 
 /* The three groups a layout's tensors are stored under, in the order params, m, v. */
@@ -46,7 +46,7 @@ void vae_ck_tensor_path(char *name, const char *grp, const vae_tensor *t);
 int vae_ck_scan_finite(const float *p, size_t n, size_t *where, float *val);
 
 /* ======================================================================================
- * checkpoint_h5.c: the /config table: every field of vae_train_opts except the model (that is
+ * checkpoint/h5.c: the /config table: every field of vae_train_opts except the model (that is
  * /model)
  * ====================================================================================== */
 
@@ -71,7 +71,7 @@ extern const size_t vae_ck_n_opt_fields;
 extern const char *const vae_ck_lr_scale_names[3]; /* by vae_lr_scale value */
 
 /* ======================================================================================
- * checkpoint_h5.c: attribute writing
+ * checkpoint/h5.c: attribute writing
  * ====================================================================================== */
 
 /* rank 0: scalar; rank 1: array of len. ftype is the stored type, mtype the type of buf. */
@@ -86,7 +86,7 @@ herr_t vae_ck_put_f64(hid_t loc, const char *name, double v);
 herr_t vae_ck_put_f32(hid_t loc, const char *name, float v);
 
 /* ======================================================================================
- * checkpoint_h5.c: attribute reading: every attribute is checked for presence, class, count and
+ * checkpoint/h5.c: attribute reading: every attribute is checked for presence, class, count and
  * range; each refusal is one line in err
  * ====================================================================================== */
 
@@ -110,7 +110,7 @@ int vae_ck_get_int(hid_t loc, const char *name, long long lo, long long hi, long
 int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_ck_rctx *c);
 
 /* ======================================================================================
- * checkpoint_read.c
+ * checkpoint/read.c
  * ====================================================================================== */
 
 /* Opens path and reads only its header (root attributes, /model, /config, /data) into cfg and st,
@@ -119,7 +119,7 @@ int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_c
 int vae_ck_read_header_only(const char *path, vae_config *cfg, vae_ckpt_state *st, char *err);
 
 /* ======================================================================================
- * checkpoint_write.c: the two halves of vae_checkpoint_write (checkpoint_async.c runs the second
+ * checkpoint/write.c: the two halves of vae_checkpoint_write (checkpoint/async.c runs the second
  * on its thread)
  * ====================================================================================== */
 
@@ -132,7 +132,7 @@ int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *para
 int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err);
 
 /* ======================================================================================
- * checkpoint_files.c
+ * checkpoint/files.c
  * ====================================================================================== */
 
 /* fsync of a file (flags O_RDONLY) or a folder (O_RDONLY | O_DIRECTORY): 0 or the errno. */

@@ -1,9 +1,9 @@
-/* checkpoint_write.c: vae_checkpoint_write. Refuses bad input (invalid model, non-finite values)
+/* checkpoint/write.c: vae_checkpoint_write. Refuses bad input (invalid model, non-finite values)
  * before touching any file, writes the whole schema (docs/CHECKPOINT.md) to a temporary file in the
  * target folder, fsyncs it, renames it over the final path and fsyncs the folder; fault injection
  * (VAE_FAULT_CHECKPOINT) simulates a kill between those steps for the tests. Two halves, the file
  * (vae_ck_write_temp) and its publication (vae_ck_publish: fsync, rename, folder fsync), so that
- * checkpoint_async.c can run the second on a background thread.
+ * checkpoint/async.c can run the second on a background thread.
  * Must never: call MPI (rank 0 alone runs this), modify a final checkpoint path in place, write a
  * non-finite value, or let HDF5 print its error stack. */
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "checkpoint_internal.h"
+#include "internal.h"
 #include "error.h"
 
 /* ======================================================================================

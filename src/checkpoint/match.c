@@ -1,4 +1,4 @@
-/* checkpoint_match.c: vae_checkpoint_match, whether a checkpoint's model can continue under a
+/* checkpoint/match.c: vae_checkpoint_match, whether a checkpoint's model can continue under a
  * run's config, and if not every difference with the flags that would make them agree.
  * Must never: touch a file, call MPI or HDF5, or accept a difference that changes the model's
  * tensors or its loss. */

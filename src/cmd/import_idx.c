@@ -1,4 +1,4 @@
-/* import.c: `vae_mpi import-idx`, IDX images + labels into one group of an HDF5 file, the layout
+/* import_idx.c: `vae_mpi import-idx`, IDX images + labels into one group of an HDF5 file, the layout
  * vae_mpi train reads (datasets/README.md): /NAME/images uint8 (N, H, W, C), /NAME/labels uint8 (N,).
  * Single process: must never call MPI_Init or need mpirun (the default sec2 file driver works
  * without MPI), must never leave a half-written new file, and must never damage groups already in an

@@ -1,4 +1,4 @@
-/* checkpoint_async.c: the epoch's checkpoint without waiting for the disk. The file is written and
+/* checkpoint/async.c: the epoch's checkpoint without waiting for the disk. The file is written and
  * closed on the caller's thread (HDF5 is not thread-safe here, and every refusal must come at once);
  * the fsync that makes it durable, the rename that publishes it, the folder's fsync and the --keep
  * rotation (plain POSIX calls, no HDF5, no MPI) run on one background thread while training goes
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "checkpoint_internal.h"
+#include "internal.h"
 #include "error.h"
 
 static struct {
