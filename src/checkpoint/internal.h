@@ -1,4 +1,4 @@
-/* checkpoint/internal.h: INTERNAL to the checkpoint module. Only src/checkpoint/*.c include it;
+/* checkpoint/internal.h: INTERNAL to the checkpoint module. Only the files of src/checkpoint/ include it;
  * everything else uses the public include/checkpoint.h. It declares what more than one of those
  * files needs: the HDF5 attribute codec and the schema's shared tables (checkpoint/h5.c), the
  * header-only read (checkpoint/read.c) and the folder helpers (checkpoint/files.c). Names are
