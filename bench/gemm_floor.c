@@ -26,9 +26,12 @@ int main(int argc, char **argv) {
   int B = 128, D = 784, H = 400, L = 20;
   double seconds = 3.0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--batch") == 0) B = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--dims") == 0) sscanf(argv[i + 1], "%d,%d,%d", &D, &H, &L);
-    else if (strcmp(argv[i], "--seconds") == 0) seconds = atof(argv[i + 1]);
+    if (strcmp(argv[i], "--batch") == 0)
+      B = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--dims") == 0)
+      sscanf(argv[i + 1], "%d,%d,%d", &D, &H, &L);
+    else if (strcmp(argv[i], "--seconds") == 0)
+      seconds = atof(argv[i + 1]);
   }
   openblas_set_num_threads(1);
   /* Row-major C (m, n) = op(A) (m, k) x op(B) (k, n), as the trainer calls them. */
@@ -39,10 +42,13 @@ int main(int argc, char **argv) {
       {B, H, L, 0, 1},     /* decoder hidden */
       {B, D, H, 0, 1},     /* output head */
       /* backward: dW = dY^T X, dX = dY W */
-      {D, H, B, 1, 0}, {B, H, D, 0, 0}, /* output head */
-      {H, L, B, 1, 0}, {B, L, H, 0, 0}, /* decoder hidden */
-      {2 * L, H, B, 1, 0}, {B, H, 2 * L, 0, 0}, /* heads */
-      {H, D, B, 1, 0},                  /* encoder hidden: no dX of the input */
+      {D, H, B, 1, 0},
+      {B, H, D, 0, 0}, /* output head */
+      {H, L, B, 1, 0},
+      {B, L, H, 0, 0}, /* decoder hidden */
+      {2 * L, H, B, 1, 0},
+      {B, H, 2 * L, 0, 0}, /* heads */
+      {H, D, B, 1, 0},     /* encoder hidden: no dX of the input */
   };
   const int ng = (int)(sizeof g / sizeof g[0]);
   size_t big = (size_t)(D > H ? D : H) * (size_t)(B > H ? B : H) * 2;
@@ -59,14 +65,18 @@ int main(int argc, char **argv) {
   do {
     for (int i = 0; i < ng; i++) {
       int lda = g[i].trans_a ? g[i].m : g[i].k, ldb = g[i].trans_b ? g[i].k : g[i].n;
-      cblas_sgemm(CblasRowMajor, g[i].trans_a ? CblasTrans : CblasNoTrans, g[i].trans_b ? CblasTrans : CblasNoTrans,
-                  g[i].m, g[i].n, g[i].k, 1.0f, a, lda, b, ldb, 0.0f, c, g[i].n);
+      cblas_sgemm(CblasRowMajor, g[i].trans_a ? CblasTrans : CblasNoTrans,
+                  g[i].trans_b ? CblasTrans : CblasNoTrans, g[i].m, g[i].n, g[i].k, 1.0f, a, lda, b, ldb,
+                  0.0f, c, g[i].n);
     }
     steps++;
     t = now() - t0;
   } while (t < seconds);
-  printf("{\"batch\":%d,\"dims\":[%d,%d,%d],\"gflop_per_step\":%.4f,\"step_ms\":%.4f,\"samples_per_s\":%.1f,\"gflops\":%.2f}\n",
-         B, D, H, L, flop * 1e-9, 1e3 * t / steps, (double)steps * B / t, flop * steps / t * 1e-9);
-  free(a); free(b); free(c);
+  printf(
+      "{\"batch\":%d,\"dims\":[%d,%d,%d],\"gflop_per_step\":%.4f,\"step_ms\":%.4f,\"samples_per_s\":%.1f,\"gflops\":%.2f}\n",
+      B, D, H, L, flop * 1e-9, 1e3 * t / steps, (double)steps * B / t, flop * steps / t * 1e-9);
+  free(a);
+  free(b);
+  free(c);
   return 0;
 }

@@ -21,22 +21,39 @@
 #include "vae.h"
 
 #define PARTS 9
-static const char *names[PARTS] = {"memset grads", "batch gather (uint8 -> float)", "forward + backward",
-                                   "sum of squares (all)", "Adam (all params)", "Adam (1/P slice)",
-                                   "MPI_Allreduce (all grads)", "reduce-scatter grads", "allgather params"};
+static const char *names[PARTS] = {"memset grads",
+                                   "batch gather (uint8 -> float)",
+                                   "forward + backward",
+                                   "sum of squares (all)",
+                                   "Adam (all params)",
+                                   "Adam (1/P slice)",
+                                   "MPI_Allreduce (all grads)",
+                                   "reduce-scatter grads",
+                                   "allgather params"};
 
 int main(int argc, char **argv) {
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
   int B = 128, reps = 200, steps = 400, json = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--json") == 0) json = 1;
-    else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0) B = atoi(argv[++i]);
-    else if (i + 1 < argc && strcmp(argv[i], "--reps") == 0) reps = atoi(argv[++i]);
-    else if (i + 1 < argc && strcmp(argv[i], "--steps") == 0) steps = atoi(argv[++i]);
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0)
+      B = atoi(argv[++i]);
+    else if (i + 1 < argc && strcmp(argv[i], "--reps") == 0)
+      reps = atoi(argv[++i]);
+    else if (i + 1 < argc && strcmp(argv[i], "--steps") == 0)
+      steps = atoi(argv[++i]);
   }
-  vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
-                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = {.in_h = 28,
+                  .in_w = 28,
+                  .in_c = 1,
+                  .n_hidden = 1,
+                  .hidden = {400},
+                  .latent = 20,
+                  .decoder = VAE_DEC_BERNOULLI,
+                  .sigma = 1.0f,
+                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
   size_t n = vae_num_params(&c), D = vae_input_dim(&c);
   float *p = mallocCheck(n * sizeof *p), *g = callocCheck(n, sizeof *g);
   float *m = callocCheck(n, sizeof *m), *v = callocCheck(n, sizeof *v);
@@ -54,7 +71,8 @@ int main(int argc, char **argv) {
   uint32_t *rows = mallocCheck((size_t)B * sizeof *rows);
   for (int b = 0; b < B; b++) rows[b] = (uint32_t)((b * 2654435761u) % sh.count);
   vae_rng_normal(ws->eps, (size_t)B * c.latent, 1, VAE_RNG_EPS, 0, 0, 0);
-  int *counts = mallocCheck((size_t)d.size * sizeof *counts), *displs = mallocCheck((size_t)d.size * sizeof *displs);
+  int *counts = mallocCheck((size_t)d.size * sizeof *counts),
+      *displs = mallocCheck((size_t)d.size * sizeof *displs);
   for (int r = 0; r < d.size; r++) {
     displs[r] = (int)((size_t)r * n / (size_t)d.size);
     counts[r] = (int)((size_t)(r + 1) * n / (size_t)d.size) - displs[r];
@@ -86,7 +104,8 @@ int main(int argc, char **argv) {
     t[7] = MPI_Wtime();
     mpiCheck(MPI_Reduce_scatter(MPI_IN_PLACE, g, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD));
     t[8] = MPI_Wtime();
-    mpiCheck(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
+    mpiCheck(
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, p, counts, displs, MPI_FLOAT, MPI_COMM_WORLD));
     t[9] = MPI_Wtime();
     for (int k = 0; k < PARTS; k++) best[k] = t[k + 1] - t[k] < best[k] ? t[k + 1] - t[k] : best[k];
     vae_init_params(&c, p, 1); /* keep the parameters sane over the repetitions */
@@ -119,15 +138,17 @@ int main(int argc, char **argv) {
     double el = MPI_Wtime() - t0, step_ms = 1e3 * el / steps;
     mpiCheck(MPI_Allreduce(MPI_IN_PLACE, part, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
     if (d.rank == 0 && json)
-      printf("{\"what\":\"loop%d_%s\",\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"compute_ms\":%.4f,"
-             "\"allreduce_ms\":%.4f,\"adam_ms\":%.4f,\"allreduce_alone_ms\":%.4f}\n",
-             d.size, comm ? "sum" : "nosum", (double)B * d.size / (step_ms / 1e3), step_ms,
-             1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps, 1e3 * best[6]);
+      printf(
+          "{\"what\":\"loop%d_%s\",\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"compute_ms\":%.4f,"
+          "\"allreduce_ms\":%.4f,\"adam_ms\":%.4f,\"allreduce_alone_ms\":%.4f}\n",
+          d.size, comm ? "sum" : "nosum", (double)B * d.size / (step_ms / 1e3), step_ms,
+          1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps, 1e3 * best[6]);
     else if (d.rank == 0)
-      printf("%d consecutive steps %s the gradient MPI_Allreduce, mean (ms; parts: slowest rank):\n"
-             "  step %.3f (%.0f samples/s): compute %.3f, allreduce %.3f, norm + Adam %.3f\n",
-             steps, comm ? "with" : "without", step_ms, (double)B * d.size / (step_ms / 1e3),
-             1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps);
+      printf(
+          "%d consecutive steps %s the gradient MPI_Allreduce, mean (ms; parts: slowest rank):\n"
+          "  step %.3f (%.0f samples/s): compute %.3f, allreduce %.3f, norm + Adam %.3f\n",
+          steps, comm ? "with" : "without", step_ms, (double)B * d.size / (step_ms / 1e3),
+          1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps);
   }
   vae_workspace_free(ws);
   free(g);

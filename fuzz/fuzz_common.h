@@ -11,14 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FUZZ_ASSERT(cond, ...)                                                         \
-  do {                                                                                 \
-    if (!(cond)) {                                                                     \
+#define FUZZ_ASSERT(cond, ...)                                                           \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       fprintf(stderr, "fuzz contract broken at %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                                    \
-      fputc('\n', stderr);                                                             \
-      abort();                                                                         \
-    }                                                                                  \
+      fprintf(stderr, __VA_ARGS__);                                                      \
+      fputc('\n', stderr);                                                               \
+      abort();                                                                           \
+    }                                                                                    \
   } while (0)
 
 /* The path of this process's temporary file (created on first use, removed at exit), holding

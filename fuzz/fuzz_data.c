@@ -32,8 +32,7 @@ static void probe_one(const char *path, const char *dataset) {
     return;
   }
   FUZZ_ASSERT(info.ndims >= 2 && info.ndims <= 4 && info.n >= 1 && info.d >= 1, "shape");
-  FUZZ_ASSERT(info.h * info.w * info.c == info.d, "h %zu w %zu c %zu d %zu", info.h, info.w, info.c,
-              info.d);
+  FUZZ_ASSERT(info.h * info.w * info.c == info.d, "h %zu w %zu c %zu d %zu", info.h, info.w, info.c, info.d);
   FUZZ_ASSERT(info.n == (size_t)info.dims[0], "n %zu", info.n);
   FUZZ_ASSERT(vae_data_exists(path, dataset) == 1, "probe accepted, exists says no");
   /* Read only what a fuzz input can plausibly hold (1 MiB in memory). */

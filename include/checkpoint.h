@@ -26,29 +26,29 @@
 
 /* Everything a checkpoint holds besides the model's configuration and tensors. */
 typedef struct {
-  long step;        /* optimizer steps taken */
-  long epoch;       /* completed epochs */
-  long epoch_step;  /* steps done inside the current epoch */
-  long adam_step;   /* Adam updates applied (its bias-correction t): step minus the skipped steps.
+  long step;       /* optimizer steps taken */
+  long epoch;      /* completed epochs */
+  long epoch_step; /* steps done inside the current epoch */
+  long adam_step;  /* Adam updates applied (its bias-correction t): step minus the skipped steps.
                      * Root attribute, optional on read: absent means step (every step applied) */
   /* The epoch in progress, so that a resumed run reports exactly what the uninterrupted one would
    * (root attributes, optional on read: absent means 0): */
-  long epoch_steps_total;   /* steps per epoch of the run that wrote it (resume at another np) */
-  double epoch_recon_sum;   /* training recon summed over the epoch's images so far */
-  double epoch_kl_sum;      /* training KL summed likewise */
-  double epoch_count;       /* images so far */
-  long epoch_skipped;       /* non-finite steps skipped so far */
+  long epoch_steps_total; /* steps per epoch of the run that wrote it (resume at another np) */
+  double epoch_recon_sum; /* training recon summed over the epoch's images so far */
+  double epoch_kl_sum;    /* training KL summed likewise */
+  double epoch_count;     /* images so far */
+  long epoch_skipped;     /* non-finite steps skipped so far */
   uint64_t seed;
   int world_size;
-  int has_opts;              /* /config present (on write: 1 writes it) */
-  vae_train_opts opts;       /* opts.model is ignored on write and set to the /model config on read */
-  int has_data;              /* /data present (on write: 1 writes it) */
+  int has_opts;        /* /config present (on write: 1 writes it) */
+  vae_train_opts opts; /* opts.model is ignored on write and set to the /model config on read */
+  int has_data;        /* /data present (on write: 1 writes it) */
   char data_file[VAE_PATH_LEN];
   char data_dataset[VAE_PATH_LEN];
-  long long data_n;          /* images: data_shape[0] */
-  int data_rank;             /* 1 .. VAE_CKPT_MAX_DATA_RANK */
+  long long data_n; /* images: data_shape[0] */
+  int data_rank;    /* 1 .. VAE_CKPT_MAX_DATA_RANK */
   long long data_shape[VAE_CKPT_MAX_DATA_RANK];
-  char data_dtype[16];       /* uint8, float32 or float64 */
+  char data_dtype[16]; /* uint8, float32 or float64 */
 } vae_ckpt_state;
 
 /* Writes a checkpoint to path atomically: a temporary file `.<name>.tmp-<pid>` in the same
@@ -56,8 +56,8 @@ typedef struct {
  * vae_num_params(cfg) floats each; m and v may both be NULL (a model-only checkpoint) but not one
  * alone. Refuses non-finite values (naming the tensor) before creating any file. On failure the
  * temporary file is removed and an existing file at path is left untouched. */
-int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params,
-                         const float *m, const float *v, const vae_ckpt_state *st, char *err);
+int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params, const float *m,
+                         const float *v, const vae_ckpt_state *st, char *err);
 
 /* Reads and validates a checkpoint. On success *params (and *m, *v when /optimizer is present,
  * else NULL) are fresh malloc'ed buffers of vae_num_params(cfg) floats in layout order, for the
@@ -77,14 +77,14 @@ int vae_checkpoint_match(const vae_config *ckpt, const vae_config *want, char *e
  * "skipping unreadable checkpoint X: reason" to notes (notes_len bytes, "" when none; when notes
  * is NULL the line goes to stderr as "vae_mpi: warning: ..."). No candidate, or no dir at all:
  * returns 0 with path_out "". -1 when dir cannot be listed or path_out is too small. */
-int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes,
-                               size_t notes_len, char *err);
+int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes, size_t notes_len,
+                               char *err);
 /* The same search, keeping what the winning read returned (as vae_checkpoint_read: fresh buffers
  * for the caller to free, *m and *v NULL for a model-only file) so that the file is read once.
  * params NULL: nothing is kept (vae_checkpoint_find_latest). With path_out "" nothing is set. */
-int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg,
-                               float **params, float **m, float **v, vae_ckpt_state *st, char *notes,
-                               size_t notes_len, char *err);
+int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg, float **params,
+                               float **m, float **v, vae_ckpt_state *st, char *notes, size_t notes_len,
+                               char *err);
 
 /* After dir/checkpoint.h5 was written at `step`: with keep > 0 makes dir/checkpoint-<step>.h5 a
  * copy of it (a hard link, or a byte copy where links are not supported; replaced atomically),

@@ -9,25 +9,25 @@
 #include "options.h"
 
 typedef enum {
-  VAE_FLAG_STRING, /* char[VAE_PATH_LEN] */
-  VAE_FLAG_INT,    /* int */
-  VAE_FLAG_LONG,   /* long */
-  VAE_FLAG_U64,    /* uint64_t */
-  VAE_FLAG_DOUBLE, /* double */
-  VAE_FLAG_FLOAT,  /* float */
-  VAE_FLAG_BOOL,   /* int set to 1, takes no value */
-  VAE_FLAG_HIDDEN, /* vae_config: comma list of widths into n_hidden/hidden */
-  VAE_FLAG_DECODER,/* vae_decoder */
-  VAE_FLAG_LR_SCALE/* vae_lr_scale */
+  VAE_FLAG_STRING,  /* char[VAE_PATH_LEN] */
+  VAE_FLAG_INT,     /* int */
+  VAE_FLAG_LONG,    /* long */
+  VAE_FLAG_U64,     /* uint64_t */
+  VAE_FLAG_DOUBLE,  /* double */
+  VAE_FLAG_FLOAT,   /* float */
+  VAE_FLAG_BOOL,    /* int set to 1, takes no value */
+  VAE_FLAG_HIDDEN,  /* vae_config: comma list of widths into n_hidden/hidden */
+  VAE_FLAG_DECODER, /* vae_decoder */
+  VAE_FLAG_LR_SCALE /* vae_lr_scale */
 } vae_flag_type;
 
 typedef struct {
-  const char *name;   /* "--lr" */
+  const char *name; /* "--lr" */
   vae_flag_type type;
   void *ptr;
-  const char *metavar;/* "RATE"; NULL for bool */
-  const char *help;   /* one line; the default is printed from the value before parsing */
-  int *given;         /* optional: set to 1 when the flag appears */
+  const char *metavar; /* "RATE"; NULL for bool */
+  const char *help;    /* one line; the default is printed from the value before parsing */
+  int *given;          /* optional: set to 1 when the flag appears */
 } vae_flag;
 
 /* Parses argv[1..argc) against flags[0..n). Returns 0 on success, 1 when --help was asked (usage

@@ -34,24 +34,24 @@ typedef struct {
   char path[VAE_PATH_LEN];    /* absolute path with soft links resolved: what read_shard opens */
   int ndims;                  /* 2..4 */
   hsize_t dims[4];
-  size_t n;                   /* rows (images), dims[0] */
-  size_t h, w, c;             /* per-image shape, see the top of this file */
-  size_t d;                   /* h * w * c, at most INT_MAX */
+  size_t n;       /* rows (images), dims[0] */
+  size_t h, w, c; /* per-image shape, see the top of this file */
+  size_t d;       /* h * w * c, at most INT_MAX */
   vae_data_kind kind;
-  size_t elem_bytes;          /* in memory: 1 for uint8, 4 for floats */
-  char layout[16];            /* "contiguous", "chunked" or "compact" */
+  size_t elem_bytes; /* in memory: 1 for uint8, 4 for floats */
+  char layout[16];   /* "contiguous", "chunked" or "compact" */
   int n_filters;
-  char filters[256];          /* "deflate(1), shuffle(2)" or "none" */
+  char filters[256]; /* "deflate(1), shuffle(2)" or "none" */
 } vae_data_info;
 
 /* One rank's rows, [offset, offset + count) of the dataset, row-major (count, d). */
 typedef struct {
-  vae_data_info info;  /* copy: messages name the file and dataset */
-  size_t offset;       /* global index of the first row */
-  size_t count;        /* rows held (may be 0) */
+  vae_data_info info; /* copy: messages name the file and dataset */
+  size_t offset;      /* global index of the first row */
+  size_t count;       /* rows held (may be 0) */
   size_t d;
-  uint8_t *u8;         /* kind == VAE_DATA_UINT8, else NULL */
-  float *f32;          /* float kinds, else NULL */
+  uint8_t *u8; /* kind == VAE_DATA_UINT8, else NULL */
+  float *f32;  /* float kinds, else NULL */
 } vae_shard;
 
 /* Balanced split of n rows over size ranks: off = r*n/size, count = (r+1)*n/size - off, computed
@@ -61,8 +61,7 @@ void vae_shard_range(size_t n, int rank, int size, size_t *off, size_t *count);
 /* NON-collective: opens file read-only (sec2 driver), checks dataset, fills info. 0, or -1 with an
  * actionable message in err (VAE_ERR_LEN bytes); `flag` is the option that named the dataset
  * ("--dataset", "--test-dataset"), for the message's hint. */
-int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info,
-                   char *err);
+int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info, char *err);
 
 /* NON-collective: 1 when dataset names a dataset in file (reached without an external link),
  * 0 otherwise (including a missing or unreadable file). Never prints, never fails. */
@@ -75,8 +74,7 @@ size_t vae_data_mem_limit(MPI_Comm comm);
 
 /* NON-collective: -1 with a message (bytes needed, ranks suggested) when rank's shard would need
  * more than max_bytes (0 = no limit), or more rows than a uint32 batch index can address. */
-int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, size_t max_bytes,
-                              char *err);
+int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, size_t max_bytes, char *err);
 
 /* COLLECTIVE over comm: reads this rank's rows (vae_shard_range) with parallel HDF5 and collective
  * transfers. Every rank returns the same status: 0, or -1 with a message (the failing rank's own, or
@@ -85,13 +83,12 @@ int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, siz
 int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *shard, char *err);
 /* The same, moving at most piece_bytes file bytes per rank per collective H5Dread (the default is
  * 256 MiB, far below MPI's 2 GiB count limits); ranks agree on the number of calls. For tests. */
-int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
-                               vae_shard *shard, char *err);
+int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes, vae_shard *shard,
+                               char *err);
 
 /* COLLECTIVE over comm: like vae_data_read_shard, but only the dataset's first n_rows rows (all of
  * them when it holds fewer), split over comm's ranks: a few images out of a large file. */
-int vae_data_read_first(const vae_data_info *info, MPI_Comm comm, size_t n_rows, vae_shard *shard,
-                        char *err);
+int vae_data_read_first(const vae_data_info *info, MPI_Comm comm, size_t n_rows, vae_shard *shard, char *err);
 
 /* NON-collective: every value finite, and in [0, 1] when require_unit_interval (Bernoulli decoder).
  * The message names the global row, the value's index in the row, the file and dataset. */

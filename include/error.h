@@ -36,11 +36,10 @@ FILE *vae_fopen_check(const char *path, const char *mode, const char *file, int 
 #define VAE_FAIL(...) vae_fail(__FILE__, __LINE__, __VA_ARGS__)
 
 /* MPI calls: the default error handler already aborts, this adds our file:line message. */
-#define mpiCheck(call)                                                           \
-  do {                                                                           \
-    int mpi_rc_ = (call);                                                        \
-    if (mpi_rc_ != 0) vae_fail(__FILE__, __LINE__, "MPI call failed (%d): %s",   \
-                               mpi_rc_, #call);                                  \
+#define mpiCheck(call)                                                                          \
+  do {                                                                                          \
+    int mpi_rc_ = (call);                                                                       \
+    if (mpi_rc_ != 0) vae_fail(__FILE__, __LINE__, "MPI call failed (%d): %s", mpi_rc_, #call); \
   } while (0)
 
 /* HDF5 calls that cannot fail on a validated file: a negative result is an internal failure. */

@@ -11,10 +11,10 @@
 #define VAE_IDX_UBYTE 0x08 /* the one element type accepted */
 
 typedef struct {
-  int ndim;                        /* 1 .. VAE_IDX_MAX_DIMS */
-  size_t dims[VAE_IDX_MAX_DIMS];   /* dims[0] is N; unused entries are 0 */
-  size_t count;                    /* product of dims = bytes in data */
-  unsigned char *data;             /* count bytes, row-major, owned (vae_idx_free) */
+  int ndim;                      /* 1 .. VAE_IDX_MAX_DIMS */
+  size_t dims[VAE_IDX_MAX_DIMS]; /* dims[0] is N; unused entries are 0 */
+  size_t count;                  /* product of dims = bytes in data */
+  unsigned char *data;           /* count bytes, row-major, owned (vae_idx_free) */
 } vae_idx;
 
 /* Parses an IDX image held in memory (already decompressed). On success fills out (data is a fresh

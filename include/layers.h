@@ -8,11 +8,10 @@
 #include <stddef.h>
 
 /* out (B, OUT) = inp (B, IN) W^T + b. */
-void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
-                        int OUT);
+void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN, int OUT);
 /* out = relu(inp W^T + b), the bias and the ReLU applied in one pass after the GEMM. */
-void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
-                             int IN, int OUT);
+void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+                             int OUT);
 /* Gradients of alpha * L given dout = dL/dout (B, OUT):
  *   dinp (B, IN) = alpha * dout W        OVERWRITTEN (skipped when dinp is NULL: the first layer)
  *   dw (OUT, IN) += alpha * dout^T inp   accumulated
@@ -27,8 +26,7 @@ void vae_relu_backward(float *dh, const float *h, size_t n);
 void vae_reparam_forward(float *z, const float *mulv, const float *eps, int B, int L);
 /* dmulv (B, 2L) += the reparameterization's share of dz (B, L):
  *   dmu += dz,  dlogvar += dz * eps * 0.5 * exp(0.5 logvar). */
-void vae_reparam_backward(float *dmulv, const float *dz, const float *mulv, const float *eps, int B,
-                          int L);
+void vae_reparam_backward(float *dmulv, const float *dz, const float *mulv, const float *eps, int B, int L);
 
 /* Naive references (double accumulation, no BLAS), same contracts as above; for tests only. */
 void vae_linear_forward_ref(float *out, const float *inp, const float *w, const float *b, int B, int IN,

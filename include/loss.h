@@ -11,8 +11,7 @@
  *
  * bernoulli: out = logits a (B, D); recon = sum max(a,0) - a x + log1p(exp(-|a|)), the stable form of
  *   binary_cross_entropy_with_logits(reduction="sum"); d/da = sigmoid(a) - x. x in [0, 1]. */
-void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const float *x, int B,
-                        size_t D);
+void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const float *x, int B, size_t D);
 /* gaussian: out = mean m (B, D), fixed sigma; recon = sum (x-m)^2/(2 s^2) + 0.5 log(2 pi s^2);
  *   d/dm = (m - x)/s^2. */
 void vae_gaussian_loss(double *recon, float *dout, const float *mean, const float *x, int B, size_t D,
@@ -24,8 +23,8 @@ void vae_gaussian_loss(double *recon, float *dout, const float *mean, const floa
  *   d/dm = (m - x) exp(-lv),  d/dr = 0.5 (1 - (x-m)^2 exp(-lv)) * sigmoid(r - logvar_min).
  * dout rows are (2D) like out. logvar_min must lie in [-80, 80] (vae_config_validate checks it) so that
  * exp(-lv) <= exp(80) is a finite float. */
-void vae_gaussian_learned_loss(double *recon, float *dout, const float *out, const float *x, int B,
-                               size_t D, float logvar_min);
+void vae_gaussian_learned_loss(double *recon, float *dout, const float *out, const float *x, int B, size_t D,
+                               float logvar_min);
 
 /* kl[b] = -0.5 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j)) for mulv (B, 2L) = [mu | logvar]. */
 void vae_kl_forward(double *kl, const float *mulv, int B, int L);

@@ -20,25 +20,25 @@ typedef struct {
   char out[VAE_PATH_LEN];          /* --out DIR */
   char resume[VAE_PATH_LEN];       /* --resume auto|PATH ("" = fresh start) */
   /* model */
-  vae_config model;                /* in_h/in_w/in_c are filled from the data */
+  vae_config model; /* in_h/in_w/in_c are filled from the data */
   /* optimisation */
   long epochs;
-  long max_steps;                  /* stop (with a checkpoint) after this global step; 0 = off */
-  int batch_size;                  /* per rank */
+  long max_steps; /* stop (with a checkpoint) after this global step; 0 = off */
+  int batch_size; /* per rank */
   double lr, beta1, beta2, adam_eps;
   long lr_warmup_steps;
   vae_lr_scale lr_scale;
   long kl_warmup_steps;
-  double beta;                     /* KL weight after warm-up */
-  double clip_grad_norm;           /* 0 = off */
+  double beta;           /* KL weight after warm-up */
+  double clip_grad_norm; /* 0 = off */
   uint64_t seed;
   /* running */
-  int threads;                     /* BLAS threads per rank; 0 = automatic */
-  long log_every;                  /* per-step metrics every N steps; 0 = off */
-  long checkpoint_every;           /* steps; 0 = only at epoch ends and the end */
-  int keep;                        /* keep the last K checkpoint-<step>.h5; 0 = only checkpoint.h5 */
-  int no_images;                   /* --no-images */
-  int max_skips;                   /* stop after this many consecutive non-finite steps */
+  int threads;           /* BLAS threads per rank; 0 = automatic */
+  long log_every;        /* per-step metrics every N steps; 0 = off */
+  long checkpoint_every; /* steps; 0 = only at epoch ends and the end */
+  int keep;              /* keep the last K checkpoint-<step>.h5; 0 = only checkpoint.h5 */
+  int no_images;         /* --no-images */
+  int max_skips;         /* stop after this many consecutive non-finite steps */
 } vae_train_opts;
 
 #endif

@@ -20,11 +20,11 @@ enum {
 void vae_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
 /* n uniforms in [0, 1) of the stream (seed, purpose, rank, step), starting at index `first`. */
-void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
-                     uint64_t step, uint64_t first);
+void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
+                     uint64_t first);
 /* n standard normals (Box-Muller) of the stream, starting at index `first` (must be even). */
-void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
-                    uint64_t step, uint64_t first);
+void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
+                    uint64_t first);
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates) for (seed, rank, epoch). */
 void vae_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t rank, uint64_t epoch);
 

@@ -19,19 +19,19 @@
 #define VAE_MAX_TENSORS (4 * VAE_MAX_HIDDEN + 8)
 
 typedef enum {
-  VAE_DEC_BERNOULLI = 0,        /* logits; recon = BCE with logits */
-  VAE_DEC_GAUSSIAN = 1,         /* mean, fixed sigma; recon = full Gaussian NLL */
-  VAE_DEC_GAUSSIAN_LEARNED = 2  /* mean and per-pixel log-variance (soft floor at logvar_min) */
+  VAE_DEC_BERNOULLI = 0,       /* logits; recon = BCE with logits */
+  VAE_DEC_GAUSSIAN = 1,        /* mean, fixed sigma; recon = full Gaussian NLL */
+  VAE_DEC_GAUSSIAN_LEARNED = 2 /* mean and per-pixel log-variance (soft floor at logvar_min) */
 } vae_decoder;
 
 typedef struct {
-  int in_h, in_w, in_c;          /* input image shape; D = in_h * in_w * in_c */
-  int n_hidden;                  /* number of hidden layers in the encoder (and decoder) */
-  int hidden[VAE_MAX_HIDDEN];    /* encoder widths; the decoder uses them reversed */
-  int latent;                    /* L */
+  int in_h, in_w, in_c;       /* input image shape; D = in_h * in_w * in_c */
+  int n_hidden;               /* number of hidden layers in the encoder (and decoder) */
+  int hidden[VAE_MAX_HIDDEN]; /* encoder widths; the decoder uses them reversed */
+  int latent;                 /* L */
   vae_decoder decoder;
-  float sigma;                   /* fixed sigma of the gaussian decoder */
-  float logvar_min;              /* soft floor of the learned per-pixel log-variance */
+  float sigma;      /* fixed sigma of the gaussian decoder */
+  float logvar_min; /* soft floor of the learned per-pixel log-variance */
 } vae_config;
 
 #define VAE_DEFAULT_LOGVAR_MIN (-6.0f)
@@ -80,18 +80,18 @@ void vae_describe(const vae_config *c, char *buf, size_t n);
 /* Activations and scratch for batches of up to max_batch images; allocated once, reused each step. */
 typedef struct {
   int max_batch;
-  float *x;                       /* (B, D) scratch for the caller's batch (optional use) */
-  float *h_enc[VAE_MAX_HIDDEN];   /* (B, hidden[i]) after ReLU */
-  float *mulv;                    /* (B, 2L): mu in [:, :L], logvar in [:, L:] */
-  float *eps;                     /* (B, L) scratch for the caller's noise (optional use) */
-  float *z;                       /* (B, L) */
-  float *h_dec[VAE_MAX_HIDDEN];   /* (B, width) after ReLU */
-  float *out;                     /* (B, k*D): logits or mean [, raw log-variance] per row */
-  double *recon;                  /* (B): -log p(x|z) per image, nats */
-  double *kl;                     /* (B): KL(q(z|x) || N(0, I)) per image, nats */
-  float *dbuf[2];                 /* backward scratch, (B, max width) each */
-  float *dout;                    /* (B, k*D) gradient w.r.t. out */
-  float *dmulv;                   /* (B, 2L) */
+  float *x;                     /* (B, D) scratch for the caller's batch (optional use) */
+  float *h_enc[VAE_MAX_HIDDEN]; /* (B, hidden[i]) after ReLU */
+  float *mulv;                  /* (B, 2L): mu in [:, :L], logvar in [:, L:] */
+  float *eps;                   /* (B, L) scratch for the caller's noise (optional use) */
+  float *z;                     /* (B, L) */
+  float *h_dec[VAE_MAX_HIDDEN]; /* (B, width) after ReLU */
+  float *out;                   /* (B, k*D): logits or mean [, raw log-variance] per row */
+  double *recon;                /* (B): -log p(x|z) per image, nats */
+  double *kl;                   /* (B): KL(q(z|x) || N(0, I)) per image, nats */
+  float *dbuf[2];               /* backward scratch, (B, max width) each */
+  float *dout;                  /* (B, k*D) gradient w.r.t. out */
+  float *dmulv;                 /* (B, 2L) */
 } vae_workspace;
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch);
@@ -107,8 +107,8 @@ void vae_output_mean(const vae_config *c, const vae_workspace *ws, int B, float 
  * d recon / d out in ws->dout. */
 void vae_decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int B);
 /* Full forward: encode, z = mu + exp(0.5 logvar) * eps, decode, and per-image ws->recon, ws->kl. */
-void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x,
-                 const float *eps, int B);
+void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, const float *eps,
+                 int B);
 /* After vae_forward on the same inputs: accumulates (+=) into g the gradient of
  *   scale * sum_b (recon_b + kl_weight * kl_b). */
 void vae_backward(const vae_config *c, const vae_views *p, const vae_views *g, vae_workspace *ws,

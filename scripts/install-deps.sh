@@ -7,6 +7,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config     # compiler and build
+  clang-format git                     # the layout check of the test command
   openmpi-bin libopenmpi-dev           # MPI
   libhdf5-openmpi-dev hdf5-tools       # parallel HDF5 (the Open MPI build) and h5dump
   libopenblas-dev                      # cblas_sgemm

@@ -8,6 +8,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_
 
 scripts/install-deps.sh --slurm
 
+echo "== Source layout (.clang-format)"
+scripts/check-format.sh
+
 echo "== Release build and all tests"
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 600)

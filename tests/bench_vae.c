@@ -25,17 +25,26 @@ static void gemms(const vae_config *c, const vae_views *p, float *a, float *bbuf
   ls[n++] = &p->dec_head;
   for (int k = 0; k < n; k++) {
     int IN = ls[k]->in, OUT = ls[k]->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, a, IN, ls[k]->w, IN, 0.0f, cbuf, OUT);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, a, IN, ls[k]->w, IN, 0.0f, cbuf,
+                OUT);
     if (k > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, bbuf, OUT, ls[k]->w, IN, 0.0f, cbuf, IN);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, bbuf, OUT, ls[k]->w, IN, 0.0f,
+                  cbuf, IN);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, bbuf, OUT, a, IN, 1.0f, cbuf, IN);
   }
 }
 
 int main(int argc, char **argv) {
   int B = argc > 1 ? atoi(argv[1]) : 128;
-  vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
-                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = {.in_h = 28,
+                  .in_w = 28,
+                  .in_c = 1,
+                  .n_hidden = 1,
+                  .hidden = {400},
+                  .latent = 20,
+                  .decoder = VAE_DEC_BERNOULLI,
+                  .sigma = 1.0f,
+                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
   if (argc > 2 && vae_decoder_parse(argv[2], &c.decoder) < 0) VAE_FAIL("unknown decoder %s", argv[2]);
   size_t P = vae_num_params(&c), D = vae_input_dim(&c);
   float *params = mallocCheck(P * sizeof *params), *grads = callocCheck(P, sizeof *grads);
@@ -47,7 +56,8 @@ int main(int argc, char **argv) {
   vae_rng_uniform(ws->x, (size_t)B * D, 1, VAE_RNG_EVAL, 0, 0, 0);
   vae_rng_normal(ws->eps, (size_t)B * c.latent, 1, VAE_RNG_EPS, 0, 0, 0);
   size_t big = (size_t)B * 2 * D + 2 * D * 400;
-  float *a = callocCheck(big, sizeof *a), *bb = callocCheck(big, sizeof *bb), *cc = callocCheck(big, sizeof *cc);
+  float *a = callocCheck(big, sizeof *a), *bb = callocCheck(big, sizeof *bb),
+        *cc = callocCheck(big, sizeof *cc);
   const int reps = 50;
   double best_step = 1e9, best_gemm = 1e9, best_fwd = 1e9;
   for (int r = 0; r < reps; r++) {

@@ -8,23 +8,22 @@
 
 static int check_count_ = 0, check_failed_ = 0;
 
-#define CHECK(cond, ...)                                                   \
-  do {                                                                     \
-    check_count_++;                                                        \
-    if (!(cond)) {                                                         \
-      check_failed_++;                                                     \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
-      fprintf(stderr, __VA_ARGS__);                                        \
-      fputc('\n', stderr);                                                 \
-    }                                                                      \
+#define CHECK(cond, ...)                                              \
+  do {                                                                \
+    check_count_++;                                                   \
+    if (!(cond)) {                                                    \
+      check_failed_++;                                                \
+      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                   \
+      fputc('\n', stderr);                                            \
+    }                                                                 \
   } while (0)
 
 /* |a - b| <= atol + rtol * |b| */
-#define CHECK_CLOSE(a, b, rtol, atol)                                              \
-  do {                                                                             \
-    double a_ = (double)(a), b_ = (double)(b);                                     \
-    CHECK(fabs(a_ - b_) <= (atol) + (rtol)*fabs(b_), "%s = %.9g, %s = %.9g", #a, a_, \
-          #b, b_);                                                                 \
+#define CHECK_CLOSE(a, b, rtol, atol)                                                         \
+  do {                                                                                        \
+    double a_ = (double)(a), b_ = (double)(b);                                                \
+    CHECK(fabs(a_ - b_) <= (atol) + (rtol)*fabs(b_), "%s = %.9g, %s = %.9g", #a, a_, #b, b_); \
   } while (0)
 
 /* Prints the tally and returns the exit status for main. */

@@ -22,13 +22,23 @@
 
 /* ---------- fixtures ---------- */
 
-static const vae_config CFG_BERNOULLI = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1,
-                                         .hidden = {400}, .latent = 20,
-                                         .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f,
+static const vae_config CFG_BERNOULLI = {.in_h = 28,
+                                         .in_w = 28,
+                                         .in_c = 1,
+                                         .n_hidden = 1,
+                                         .hidden = {400},
+                                         .latent = 20,
+                                         .decoder = VAE_DEC_BERNOULLI,
+                                         .sigma = 1.0f,
                                          .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
-static const vae_config CFG_LEARNED = {.in_h = 8, .in_w = 6, .in_c = 3, .n_hidden = 2,
-                                       .hidden = {64, 32}, .latent = 5,
-                                       .decoder = VAE_DEC_GAUSSIAN_LEARNED, .sigma = 0.5f,
+static const vae_config CFG_LEARNED = {.in_h = 8,
+                                       .in_w = 6,
+                                       .in_c = 3,
+                                       .n_hidden = 2,
+                                       .hidden = {64, 32},
+                                       .latent = 5,
+                                       .decoder = VAE_DEC_GAUSSIAN_LEARNED,
+                                       .sigma = 0.5f,
                                        .logvar_min = -4.5f};
 
 static void sample_state(vae_ckpt_state *st, long step) {
@@ -36,7 +46,7 @@ static void sample_state(vae_ckpt_state *st, long step) {
   st->step = step;
   st->epoch = step / 100;
   st->epoch_step = step % 100;
-  st->adam_step = step - step / 7; /* some steps skipped */
+  st->adam_step = step - step / 7;  /* some steps skipped */
   st->seed = 0xfedcba9876543210ull; /* above INT64_MAX: must survive as uint64 */
   st->world_size = 4;
   st->has_opts = 1;
@@ -158,9 +168,9 @@ static char *new_dir(char *buf, size_t n) {
 }
 
 static int same_config(const vae_config *a, const vae_config *b) {
-  int same = a->in_h == b->in_h && a->in_w == b->in_w && a->in_c == b->in_c &&
-             a->n_hidden == b->n_hidden && a->latent == b->latent && a->decoder == b->decoder &&
-             a->sigma == b->sigma && a->logvar_min == b->logvar_min;
+  int same = a->in_h == b->in_h && a->in_w == b->in_w && a->in_c == b->in_c && a->n_hidden == b->n_hidden &&
+             a->latent == b->latent && a->decoder == b->decoder && a->sigma == b->sigma &&
+             a->logvar_min == b->logvar_min;
   for (int i = 0; same && i < a->n_hidden; i++) same = a->hidden[i] == b->hidden[i];
   return same;
 }
@@ -179,8 +189,8 @@ static void check_state_equal(const vae_ckpt_state *a, const vae_ckpt_state *b) 
               !strcmp(a->data_dtype, b->data_dtype) && a->data_n == b->data_n &&
               a->data_rank == b->data_rank &&
               !memcmp(a->data_shape, b->data_shape, (size_t)a->data_rank * sizeof a->data_shape[0]),
-          "data identity differs: %s %s %s n=%lld rank=%d", b->data_file, b->data_dataset,
-          b->data_dtype, b->data_n, b->data_rank);
+          "data identity differs: %s %s %s n=%lld rank=%d", b->data_file, b->data_dataset, b->data_dtype,
+          b->data_n, b->data_rank);
   }
   const vae_train_opts *x = &a->opts, *y = &b->opts;
   if (!a->has_opts) return;
@@ -190,8 +200,8 @@ static void check_state_equal(const vae_ckpt_state *a, const vae_ckpt_state *b) 
         "opts strings differ: %s %s %s %s %s", y->data, y->dataset, y->test_dataset, y->out, y->resume);
   CHECK(x->test_dataset_given == y->test_dataset_given && x->epochs == y->epochs &&
             x->batch_size == y->batch_size && x->lr_warmup_steps == y->lr_warmup_steps &&
-            x->lr_scale == y->lr_scale && x->kl_warmup_steps == y->kl_warmup_steps &&
-            x->seed == y->seed && x->threads == y->threads && x->log_every == y->log_every &&
+            x->lr_scale == y->lr_scale && x->kl_warmup_steps == y->kl_warmup_steps && x->seed == y->seed &&
+            x->threads == y->threads && x->log_every == y->log_every &&
             x->checkpoint_every == y->checkpoint_every && x->keep == y->keep &&
             x->no_images == y->no_images && x->max_skips == y->max_skips && x->max_steps == y->max_steps,
         "opts integers differ (epochs %ld batch %d lr_scale %d keep %d max_skips %d)", y->epochs,
@@ -251,8 +261,7 @@ static void test_roundtrip(const vae_config *cfg, int with_opt, int with_extras)
 
 /* ---------- match ---------- */
 
-static void expect_mismatch(const vae_config *ck, const vae_config *want, const char *w1,
-                            const char *w2) {
+static void expect_mismatch(const vae_config *ck, const vae_config *want, const char *w1, const char *w2) {
   char err[VAE_ERR_LEN] = "";
   int rc = vae_checkpoint_match(ck, want, err);
   CHECK(rc < 0 && strstr(err, w1) && strstr(err, w2) && strstr(err, "start a fresh --out"),
@@ -363,8 +372,8 @@ static void test_write_refusals(void) {
   snprintf(tmp, sizeof tmp, "%s/.checkpoint.h5.tmp-%ld", dir, (long)getpid());
   CHECK(symlink("/dev/full", tmp) == 0, "symlink to /dev/full: %s", strerror(errno));
   rc = vae_checkpoint_write(path, cfg, p, m, v, &st, err);
-  CHECK(rc < 0 && strstr(err, "No space left on device") && strstr(err, "free space"),
-        "ENOSPC: rc %d '%s'", rc, err);
+  CHECK(rc < 0 && strstr(err, "No space left on device") && strstr(err, "free space"), "ENOSPC: rc %d '%s'",
+        rc, err);
   struct stat sb;
   CHECK(lstat(tmp, &sb) != 0 && errno == ENOENT, "temporary file left after ENOSPC");
   CHECK(same_bytes(before, len, path), "failed write changed the checkpoint");
@@ -473,8 +482,8 @@ static void expect_read_fails(const char *path, const char *w1, const char *w2) 
   vae_ckpt_state st;
   int rc = vae_checkpoint_read(path, &c, &p, &m, &v, &st, err);
   CHECK(rc < 0 && p == NULL && m == NULL && v == NULL, "%s loaded (rc %d)", path, rc);
-  CHECK(strstr(err, w1) && strstr(err, w2) && strstr(err, path), "%s: message '%s' lacks '%s' / '%s'",
-        path, err, w1, w2);
+  CHECK(strstr(err, w1) && strstr(err, w2) && strstr(err, path), "%s: message '%s' lacks '%s' / '%s'", path,
+        err, w1, w2);
   free3(p, m, v);
 }
 
@@ -534,7 +543,6 @@ static void test_read_refusals(void) {
 
 /* ---------- --resume auto ---------- */
 
-
 static void test_find_latest(void) {
   char dir[64], path[256], notes[4096], err[VAE_ERR_LEN], want[192];
   const vae_config *cfg = &CFG_LEARNED;
@@ -572,8 +580,7 @@ static void test_find_latest(void) {
   snprintf(want, sizeof want, "%s/checkpoint.h5", dir);
   CHECK(rc == 0 && !strcmp(path, want), "latest is '%s', expected %s (%s)", path, want, err);
   CHECK(strstr(notes, "skipping unreadable checkpoint") && strstr(notes, "checkpoint-300.h5: ") &&
-            strstr(notes, "truncated") && strstr(notes, "checkpoint-400.h5: ") &&
-            strstr(notes, "non-finite"),
+            strstr(notes, "truncated") && strstr(notes, "checkpoint-400.h5: ") && strstr(notes, "non-finite"),
         "notes: '%s'", notes);
   CHECK(!strstr(notes, "tmp") && !strstr(notes, "abc") && !strstr(notes, "checkpoint-200"),
         "notes name non-candidates: '%s'", notes);
@@ -624,8 +631,8 @@ static void test_rotate(void) {
   }
   long steps[16];
   int n = numbered_files(dir, steps, 16);
-  CHECK(n == 3 && steps[0] == 300 && steps[1] == 400 && steps[2] == 500,
-        "keep 3 left %d files (%ld %ld %ld)", n, steps[0], steps[1], steps[2]);
+  CHECK(n == 3 && steps[0] == 300 && steps[1] == 400 && steps[2] == 500, "keep 3 left %d files (%ld %ld %ld)",
+        n, steps[0], steps[1], steps[2]);
   CHECK(count_hidden(dir) == 0, "rotate left a temporary file");
   /* Each numbered file holds its own step (not a link that later writes changed). */
   for (int i = 0; i < n; i++) {
@@ -668,7 +675,8 @@ static void test_deferred(void) {
    * checkpoint.h5 holds the second, and no temporary file is left. */
   for (long step = 10; step <= 20; step += 10) {
     sample_state(&st, step);
-    CHECK(vae_checkpoint_write_deferred(dir, step, 2, cfg, p, m, v, &st, err) == 0, "deferred %ld: %s", step, err);
+    CHECK(vae_checkpoint_write_deferred(dir, step, 2, cfg, p, m, v, &st, err) == 0, "deferred %ld: %s", step,
+          err);
   }
   CHECK(vae_checkpoint_settle(err) == 0, "settle: %s", err);
   long steps[8];
@@ -760,8 +768,8 @@ static void test_faults(void) {
     }
     free3(ep, em, ev);
     rc = vae_checkpoint_find_latest(dir, found, sizeof found, notes, sizeof notes, err);
-    CHECK(rc == 0 && !strcmp(found, path) && !notes[0], "%s: find_latest '%s' notes '%s'", points[i],
-          found, notes);
+    CHECK(rc == 0 && !strcmp(found, path) && !notes[0], "%s: find_latest '%s' notes '%s'", points[i], found,
+          notes);
   }
   rm_tree(dir);
 }
@@ -848,8 +856,14 @@ int main(int argc, char **argv) {
   test_roundtrip(&CFG_LEARNED, 1, 1);
   test_roundtrip(&CFG_LEARNED, 0, 0);
   test_roundtrip(&CFG_BERNOULLI, 0, 1);
-  vae_config flat = {.in_h = 4, .in_w = 3, .in_c = 2, .n_hidden = 0, .latent = 2,
-                     .decoder = VAE_DEC_GAUSSIAN, .sigma = 0.25f, .logvar_min = -6}; /* empty hidden */
+  vae_config flat = {.in_h = 4,
+                     .in_w = 3,
+                     .in_c = 2,
+                     .n_hidden = 0,
+                     .latent = 2,
+                     .decoder = VAE_DEC_GAUSSIAN,
+                     .sigma = 0.25f,
+                     .logvar_min = -6}; /* empty hidden */
   test_roundtrip(&flat, 1, 0);
   test_match();
   test_write_refusals();

@@ -53,10 +53,10 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
   int u8 = strcmp(kind, "u8") == 0;
   CHECK(info.n == n && info.h == h && info.w == w && info.c == c && info.d == h * w * c,
         "%s: shape n=%zu h=%zu w=%zu c=%zu d=%zu", name, info.n, info.h, info.w, info.c, info.d);
-  CHECK((info.kind == VAE_DATA_UINT8) == u8 && info.elem_bytes == (u8 ? 1u : 4u), "%s: kind %d",
-        name, (int)info.kind);
-  CHECK(vae_data_check_shard_fits(&info, D.rank, D.size, (size_t)1 << 40, err) == 0, "%s: fits: %s",
-        name, err);
+  CHECK((info.kind == VAE_DATA_UINT8) == u8 && info.elem_bytes == (u8 ? 1u : 4u), "%s: kind %d", name,
+        (int)info.kind);
+  CHECK(vae_data_check_shard_fits(&info, D.rank, D.size, (size_t)1 << 40, err) == 0, "%s: fits: %s", name,
+        err);
 
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = MPI_Wtime();
@@ -68,8 +68,8 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
   if (rc != 0) return;
   if (strcmp(name, "fmnist_sized") == 0) {
     if (D.rank == 0)
-      printf("collective read of %zux%zux%zu uint8 (%.1f MB) at np %d: %.1f ms (%.0f MB/s)\n", n, h,
-             w, n * info.d / 1e6, D.size, tmax * 1e3, n * info.d / 1e6 / tmax);
+      printf("collective read of %zux%zux%zu uint8 (%.1f MB) at np %d: %.1f ms (%.0f MB/s)\n", n, h, w,
+             n * info.d / 1e6, D.size, tmax * 1e3, n * info.d / 1e6 / tmax);
     CHECK(tmax < 30.0, "read took %.1f s", tmax);
   }
 
@@ -82,8 +82,8 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
     CHECK(all_ranks(rc == 0), "%s: piecewise read failed: %s", name, err);
     size_t bytes = s.count * info.d * info.elem_bytes;
     CHECK(rc == 0 && p.count == s.count && p.offset == s.offset &&
-              (bytes == 0 || memcmp(u8 ? (void *)p.u8 : (void *)p.f32,
-                                    u8 ? (void *)s.u8 : (void *)s.f32, bytes) == 0),
+              (bytes == 0 ||
+               memcmp(u8 ? (void *)p.u8 : (void *)p.f32, u8 ? (void *)s.u8 : (void *)s.f32, bytes) == 0),
           "%s: piecewise read differs", name);
     if (rc == 0) vae_shard_free(&p);
   }
@@ -91,8 +91,8 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
   /* This rank's rows are exactly vae_shard_range's, and the ranks tile [0, N). */
   size_t off, cnt;
   vae_shard_range(n, D.rank, D.size, &off, &cnt);
-  CHECK(s.offset == off && s.count == cnt && s.d == info.d, "%s: shard off %zu count %zu", name,
-        s.offset, s.count);
+  CHECK(s.offset == off && s.count == cnt && s.d == info.d, "%s: shard off %zu count %zu", name, s.offset,
+        s.count);
   unsigned long long mine[2] = {s.offset, s.count}, *all = malloc(2 * sizeof *all * (size_t)D.size);
   MPI_Allgather(mine, 2, MPI_UNSIGNED_LONG_LONG, all, 2, MPI_UNSIGNED_LONG_LONG, MPI_COMM_WORLD);
   unsigned long long next = 0;
@@ -119,8 +119,7 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
       bad += ((const char *)mine_v)[i] != want[i]; /* bitwise: uint8 exact, float32 exact */
     free(exp);
   }
-  CHECK(bad == 0, "%s: %zu of %zu bytes differ on rank %d", name, bad, vals * info.elem_bytes,
-        D.rank);
+  CHECK(bad == 0, "%s: %zu of %zu bytes differ on rank %d", name, bad, vals * info.elem_bytes, D.rank);
   CHECK((u8 ? (void *)s.u8 : (void *)s.f32) != NULL || cnt == 0, "%s: no buffer", name);
 
   /* A batch of local rows in reverse order plus a repeat: value/255 within 1 ulp, floats exact. */
@@ -147,20 +146,20 @@ static void run_good(const char *name, const char *kind, size_t n, size_t h, siz
     free(rows);
     free(out);
   }
-  CHECK(vae_shard_validate(&s, 0, err) == 0 && vae_shard_validate(&s, 1, err) == 0,
-        "%s: validate: %s", name, err);
+  CHECK(vae_shard_validate(&s, 0, err) == 0 && vae_shard_validate(&s, 1, err) == 0, "%s: validate: %s", name,
+        err);
   vae_shard_free(&s);
   CHECK(s.u8 == NULL && s.f32 == NULL, "%s: free", name);
 }
 
-static void run_bad(const char *name, const char *stage, long row, const char *file,
-                    const char *dset, const char *keyword) {
+static void run_bad(const char *name, const char *stage, long row, const char *file, const char *dset,
+                    const char *keyword) {
   char err[VAE_ERR_LEN] = "";
   vae_data_info info;
   int rc = vae_data_probe(file, dset, "--dataset", &info, err);
   if (strcmp(stage, "probe") == 0) {
-    CHECK(all_ranks(rc == -1 && strstr(err, keyword)), "%s: probe rc %d, message '%s', want '%s'",
-          name, rc, err, keyword);
+    CHECK(all_ranks(rc == -1 && strstr(err, keyword)), "%s: probe rc %d, message '%s', want '%s'", name, rc,
+          err, keyword);
     if (D.rank == 0 && getenv("VAE_TEST_VERBOSE")) printf("%-18s %s\n", name, err);
     return;
   }
@@ -170,8 +169,7 @@ static void run_bad(const char *name, const char *stage, long row, const char *f
   rc = vae_data_read_shard(&info, MPI_COMM_WORLD, &s, err);
   if (strcmp(stage, "read") == 0) {
     /* Every rank returns -1 with the same message: the failing rank's. */
-    CHECK(all_ranks(rc == -1 && strstr(err, keyword)), "%s: read rc %d, message '%s'", name, rc,
-          err);
+    CHECK(all_ranks(rc == -1 && strstr(err, keyword)), "%s: read rc %d, message '%s'", name, rc, err);
     char root[VAE_ERR_LEN];
     memcpy(root, err, sizeof root);
     MPI_Bcast(root, VAE_ERR_LEN, MPI_CHAR, 0, MPI_COMM_WORLD);
@@ -217,13 +215,13 @@ int main(int argc, char **argv) {
     size_t n, h, w, c;
     long row;
     int kw = 0;
-    if (sscanf(line, "good %63s %7s %zu %zu %zu %zu %4095s %4095s %255s", name, kind, &n, &h, &w,
-               &c, file, dset, expected) == 9) {
+    if (sscanf(line, "good %63s %7s %zu %zu %zu %zu %4095s %4095s %255s", name, kind, &n, &h, &w, &c, file,
+               dset, expected) == 9) {
       snprintf(path, sizeof path, "%s/%s", DIR_, file);
       run_good(name, kind, n, h, w, c, path, dset, expected);
       goods++;
-    } else if (sscanf(line, "bad %63s %15s %ld %4095s %4095s %n", name, stage, &row, file, dset,
-                      &kw) == 5 && kw > 0) {
+    } else if (sscanf(line, "bad %63s %15s %ld %4095s %4095s %n", name, stage, &row, file, dset, &kw) == 5 &&
+               kw > 0) {
       snprintf(path, sizeof path, "%s/%s", DIR_, file);
       run_bad(name, stage, row, path, dset, line + kw);
       bads++;
@@ -235,18 +233,26 @@ int main(int argc, char **argv) {
   CHECK(goods >= 14 && bads >= 35, "manifest has %d good and %d bad entries", goods, bads);
 
   /* exists(): datasets only, never through an external link, silent on bad files. */
-  struct { const char *file, *dset; int want; } ex[] = {
-      {"u8_contig.h5", "train/images", 1}, {"u8_contig.h5", "/train/labels", 1},
-      {"u8_contig.h5", "test/images", 0},  {"u8_contig.h5", "train", 0},
-      {"soft.h5", "alias", 1},             {"soft.h5", "to_ext", 0},
-      {"extlink.h5", "ext", 0},            {"text.h5", "x", 0},
-      {"empty.h5", "x", 0},                {"no_such_file.h5", "x", 0},
-      {"truncated.h5", "train/images", 0}, {"bad_types.h5", "i16", 1}};
+  struct {
+    const char *file, *dset;
+    int want;
+  } ex[] = {{"u8_contig.h5", "train/images", 1},
+            {"u8_contig.h5", "/train/labels", 1},
+            {"u8_contig.h5", "test/images", 0},
+            {"u8_contig.h5", "train", 0},
+            {"soft.h5", "alias", 1},
+            {"soft.h5", "to_ext", 0},
+            {"extlink.h5", "ext", 0},
+            {"text.h5", "x", 0},
+            {"empty.h5", "x", 0},
+            {"no_such_file.h5", "x", 0},
+            {"truncated.h5", "train/images", 0},
+            {"bad_types.h5", "i16", 1}};
   for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
     char path[2 * VAE_PATH_LEN];
     snprintf(path, sizeof path, "%s/%s", DIR_, ex[i].file);
-    CHECK(vae_data_exists(path, ex[i].dset) == ex[i].want, "exists(%s, %s) != %d", ex[i].file,
-          ex[i].dset, ex[i].want);
+    CHECK(vae_data_exists(path, ex[i].dset) == ex[i].want, "exists(%s, %s) != %d", ex[i].file, ex[i].dset,
+          ex[i].want);
   }
 
   /* Memory check: a limit below the shard refuses with the bytes and a rank count; 0 = no limit. */

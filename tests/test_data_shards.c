@@ -37,8 +37,8 @@ int main(void) {
   vae_shard_range(10, 2, 3, &off, &cnt);
   CHECK(off == 6 && cnt == 4, "10 over 3, rank 2: off %zu count %zu", off, cnt);
   vae_shard_range(((size_t)1 << 40) + 3, 1, 4, &off, &cnt);
-  CHECK(off == ((size_t)1 << 38) && cnt == ((size_t)1 << 38) + 1, "2^40+3 over 4: off %zu count %zu",
-        off, cnt);
+  CHECK(off == ((size_t)1 << 38) && cnt == ((size_t)1 << 38) + 1, "2^40+3 over 4: off %zu count %zu", off,
+        cnt);
   /* More ranks than rows: some ranks hold nothing, and still sit at a valid offset. */
   vae_shard_range(2, 0, 5, &off, &cnt);
   CHECK(off == 0 && cnt == 0, "2 over 5, rank 0: off %zu count %zu", off, cnt);

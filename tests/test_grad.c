@@ -106,8 +106,15 @@ static int count_mismatch(const float *g, const double *fd, size_t n, size_t *fi
 }
 
 static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, float scale, uint64_t seed) {
-  vae_config c = {.in_h = 2, .in_w = 3, .in_c = 2, .n_hidden = nh, .hidden = {7, 5}, .latent = 3,
-                  .decoder = dec, .sigma = 0.7f, .logvar_min = logvar_min};
+  vae_config c = {.in_h = 2,
+                  .in_w = 3,
+                  .in_c = 2,
+                  .n_hidden = nh,
+                  .hidden = {7, 5},
+                  .latent = 3,
+                  .decoder = dec,
+                  .sigma = 0.7f,
+                  .logvar_min = logvar_min};
   char err[VAE_ERR_LEN];
   CHECK(vae_config_validate(&c, err) == 0, "config: %s", err);
   size_t P = vae_num_params(&c), D = vae_input_dim(&c);
@@ -120,7 +127,8 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
   vae_views_init(&c, params, &pv);
   vae_views_init(&c, grads, &gv);
   ref_model m = {.nh = c.n_hidden};
-  for (int i = 0; i < c.n_hidden; i++) m.enc[i] = ref_of(&pv.enc[i], params), m.dec[i] = ref_of(&pv.dec[i], params);
+  for (int i = 0; i < c.n_hidden; i++)
+    m.enc[i] = ref_of(&pv.enc[i], params), m.dec[i] = ref_of(&pv.dec[i], params);
   m.enc_head = ref_of(&pv.enc_head, params);
   m.dec_head = ref_of(&pv.dec_head, params);
 
@@ -149,7 +157,7 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
     for (int b = 0; b < NB; b++)
       for (size_t j = 0; j < D; j++) {
         float r = ws->out[(size_t)b * 2 * D + D + j];
-        below += r < logvar_min, above += r > logvar_min;
+        below += r<logvar_min, above += r> logvar_min;
       }
     CHECK(below > 2 && above > 2, "raw logvars: %d below, %d above the floor", below, above);
   }
@@ -193,7 +201,8 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
   memcpy(wrong, grads, P * sizeof *wrong);
   vae_backward(&c, &pv, &gv, ws, x, eps, NB, kw, scale);
   double worst = 0;
-  for (size_t i = 0; i < P; i++) worst = fmax(worst, fabs(grads[i] - 2.0 * wrong[i]) / (fabs(wrong[i]) + 1e-6));
+  for (size_t i = 0; i < P; i++)
+    worst = fmax(worst, fabs(grads[i] - 2.0 * wrong[i]) / (fabs(wrong[i]) + 1e-6));
   CHECK(worst < 1e-5, "two backward calls vs twice the gradient: relative %g", worst);
 
   vae_workspace_free(ws);
@@ -212,8 +221,14 @@ int main(void) {
   check_decoder(0, VAE_DEC_BERNOULLI, VAE_DEFAULT_LOGVAR_MIN, 1.0f, 1.0f, 17);
   check_decoder(1, VAE_DEC_GAUSSIAN_LEARNED, -0.3f, 1.0f, 1.0f, 18);
   /* the floor range the learned-variance loss relies on */
-  vae_config c = {.in_h = 2, .in_w = 3, .in_c = 2, .n_hidden = 0, .latent = 3,
-                  .decoder = VAE_DEC_GAUSSIAN_LEARNED, .sigma = 1, .logvar_min = -81};
+  vae_config c = {.in_h = 2,
+                  .in_w = 3,
+                  .in_c = 2,
+                  .n_hidden = 0,
+                  .latent = 3,
+                  .decoder = VAE_DEC_GAUSSIAN_LEARNED,
+                  .sigma = 1,
+                  .logvar_min = -81};
   char err[VAE_ERR_LEN];
   CHECK(vae_config_validate(&c, err) < 0 && strstr(err, "--logvar-min"), "logvar_min -81 accepted");
   c.logvar_min = -80;

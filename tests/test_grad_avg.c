@@ -14,8 +14,15 @@
 int main(int argc, char **argv) {
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
-  vae_config c = {.in_h = 4, .in_w = 5, .in_c = 1, .n_hidden = 1, .hidden = {16}, .latent = 3,
-                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = {.in_h = 4,
+                  .in_w = 5,
+                  .in_c = 1,
+                  .n_hidden = 1,
+                  .hidden = {16},
+                  .latent = 3,
+                  .decoder = VAE_DEC_BERNOULLI,
+                  .sigma = 1.0f,
+                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
   const int B = 10, D = 20, L = 3;
   size_t n = vae_num_params(&c);
   float *p = malloc(n * sizeof *p), *g_full = calloc(n, sizeof *p), *g_part = calloc(n, sizeof *p);
@@ -55,7 +62,12 @@ int main(int argc, char **argv) {
   vae_dist_bcast_floats(r0, n);
   CHECK(memcmp(r0, g_part, n * sizeof *r0) == 0, "rank %d's reduced gradient differs from rank 0's", d.rank);
   vae_workspace_free(ws);
-  free(p); free(g_full); free(g_part); free(x); free(eps); free(r0);
+  free(p);
+  free(g_full);
+  free(g_part);
+  free(x);
+  free(eps);
+  free(r0);
   int rc = check_done("test_grad_avg"), all = 0;
   MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   vae_dist_finalize();

@@ -71,10 +71,10 @@ static void roundtrip(const char *path, int n, int cols, int th, int tw, int c, 
   CHECK(px != NULL, "%s: libpng could not read it back", path);
   if (!px) return;
   int rows = (n + cols - 1) / cols, ch = c == 3 ? 3 : 1;
-  CHECK(W == cols * (tw + 1) + 1 && H == rows * (th + 1) + 1, "%s: %dx%d for %d x %d tiles of %dx%d", path, W, H,
-        rows, cols, th, tw);
-  CHECK(color == (c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) && depth == 8, "%s: color type %d depth %d",
-        path, color, depth);
+  CHECK(W == cols * (tw + 1) + 1 && H == rows * (th + 1) + 1, "%s: %dx%d for %d x %d tiles of %dx%d", path, W,
+        H, rows, cols, th, tw);
+  CHECK(color == (c == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY) && depth == 8,
+        "%s: color type %d depth %d", path, color, depth);
   int bad_border = 0, bad_tile = 0, bad_empty = 0, first_bad = -1;
   for (int y = 0; y < H; y++)
     for (int x = 0; x < W; x++)
@@ -132,9 +132,11 @@ int main(void) {
   float one = 0.5f;
   const float *t1[1] = {&one};
   char err[1024] = "";
-  CHECK(vae_grid_write_png("no-such-dir/x.png", t1, 1, 1, 1, 1, 1, err) == -1 && strstr(err, "no-such-dir/x.png"),
+  CHECK(vae_grid_write_png("no-such-dir/x.png", t1, 1, 1, 1, 1, 1, err) == -1 &&
+            strstr(err, "no-such-dir/x.png"),
         "missing folder: '%s'", err);
-  CHECK(vae_grid_write_png("zero.png", t1, 0, 1, 1, 1, 1, err) == -1 && access("zero.png", F_OK) != 0, "zero tiles");
+  CHECK(vae_grid_write_png("zero.png", t1, 0, 1, 1, 1, 1, err) == -1 && access("zero.png", F_OK) != 0,
+        "zero tiles");
   CHECK(vae_grid_write_png("huge.png", t1, 1, 1, 2000000, 1, 1, err) == -1 && strstr(err, "limit") &&
             access("huge.png", F_OK) != 0,
         "huge: '%s'", err);
@@ -142,7 +144,8 @@ int main(void) {
   mkdir("ro_dir", 0755);
   chmod("ro_dir", 0555);
   if (access("ro_dir", W_OK) != 0)
-    CHECK(vae_grid_write_png("ro_dir/x.png", t1, 1, 1, 1, 1, 1, err) == -1 && strstr(err, "ro_dir/x.png"), "read-only");
+    CHECK(vae_grid_write_png("ro_dir/x.png", t1, 1, 1, 1, 1, 1, err) == -1 && strstr(err, "ro_dir/x.png"),
+          "read-only");
   chmod("ro_dir", 0755);
   return check_done("test_image_grid");
 }

@@ -56,8 +56,8 @@ static void chol_solve(const double *l, double *r, int n) {
 
 typedef struct {
   double w[D][L], b[D];
-  double logp[N];       /* exact log p(x_i) */
-  double elbo[N];       /* exact ELBO of the encoder's q */
+  double logp[N]; /* exact log p(x_i) */
+  double elbo[N]; /* exact ELBO of the encoder's q */
   float x[N * D];
 } problem;
 
@@ -251,9 +251,11 @@ int main(void) {
      * Var(w) / E[w]^2 is about 10: 0.1 nats at K = 1000), on the mean of 64 images 8 times less. */
     CHECK(mean >= prev - 0.01, "IW not increasing: K=%ld mean %g after %g", Ks2[t], mean, prev);
     CHECK(mean <= lp + 0.01, "K=%ld: mean IW %g above mean log p(x) %g", Ks2[t], mean, lp);
-    if (Ks2[t] >= 1000) CHECK(worst_over < 0.25, "K=%ld: an image's IW exceeds log p(x) by %g", Ks2[t], worst_over);
+    if (Ks2[t] >= 1000)
+      CHECK(worst_over < 0.25, "K=%ld: an image's IW exceeds log p(x) by %g", Ks2[t], worst_over);
     if (t > 0) CHECK(mean > el, "K=%ld: mean IW %g not above the exact ELBO %g", Ks2[t], mean, el);
-    if (Ks2[t] == 5000) CHECK(fabs(lp - mean) < 0.02, "K=5000: IW %g still %g below log p(x)", mean, lp - mean);
+    if (Ks2[t] == 5000)
+      CHECK(fabs(lp - mean) < 0.02, "K=5000: IW %g still %g below log p(x)", mean, lp - mean);
     prev = mean;
   }
 

@@ -53,8 +53,10 @@ static void test_linear(void) {
   for (int i = 0; i < OUT; i++) db[i] = dbr[i] = -1.0f + (float)i;
   vae_linear_backward(dx, dw, db, dy, x, w, 0.75f, B, IN, OUT);
   vae_linear_backward_ref(dxr, dwr, dbr, dy, x, w, 0.75f, B, IN, OUT);
-  CHECK(max_abs_diff(dx, dxr, (size_t)B * IN) < 1e-5, "dx differs by %g", max_abs_diff(dx, dxr, (size_t)B * IN));
-  CHECK(max_abs_diff(dw, dwr, (size_t)OUT * IN) < 1e-5, "dw differs by %g", max_abs_diff(dw, dwr, (size_t)OUT * IN));
+  CHECK(max_abs_diff(dx, dxr, (size_t)B * IN) < 1e-5, "dx differs by %g",
+        max_abs_diff(dx, dxr, (size_t)B * IN));
+  CHECK(max_abs_diff(dw, dwr, (size_t)OUT * IN) < 1e-5, "dw differs by %g",
+        max_abs_diff(dw, dwr, (size_t)OUT * IN));
   CHECK(max_abs_diff(db, dbr, OUT) < 1e-5, "db differs by %g", max_abs_diff(db, dbr, OUT));
   /* reference by hand: dw[1][4] = 0.25*(1*13+4) + 0.75 * sum_r dy[r][1] x[r][4] */
   s = 0;
@@ -63,7 +65,8 @@ static void test_linear(void) {
   /* NULL dinp: weights still accumulate (a second time) */
   vae_linear_backward(NULL, dw, db, dy, x, w, 0.75f, B, IN, OUT);
   vae_linear_backward_ref(NULL, dwr, dbr, dy, x, w, 0.75f, B, IN, OUT);
-  CHECK(max_abs_diff(dw, dwr, (size_t)OUT * IN) < 2e-5, "dw (2nd) differs by %g", max_abs_diff(dw, dwr, (size_t)OUT * IN));
+  CHECK(max_abs_diff(dw, dwr, (size_t)OUT * IN) < 2e-5, "dw (2nd) differs by %g",
+        max_abs_diff(dw, dwr, (size_t)OUT * IN));
   /* relu backward masks where the activation is not positive */
   float h[6] = {1.0f, 0.0f, -2.0f, 3.0f, -0.0f, 1e-30f}, dh[6] = {5, 6, 7, 8, 9, 10};
   vae_relu_backward(dh, h, 6);
@@ -99,12 +102,15 @@ static void test_float_kernels(void) {
   CHECK(worst < 2.5e-7, "vae_expf relative error %g at %g", worst, worst_x);
   CHECK(vae_expf(0.0f) == 1.0f, "exp(0) = %.9g", vae_expf(0.0f));
   CHECK(isnan(vae_expf(NAN)), "exp(NaN) must stay NaN");
-  CHECK(vae_expf(-1000.0f) == 0.0f && vae_expf(-87.5f) == 0.0f, "exp(-1000) flushes to %g", vae_expf(-1000.0f));
-  CHECK(isfinite(vae_expf(1000.0f)) && vae_expf(1000.0f) > 1e38f, "exp(1000) clamps to %g", vae_expf(1000.0f));
+  CHECK(vae_expf(-1000.0f) == 0.0f && vae_expf(-87.5f) == 0.0f, "exp(-1000) flushes to %g",
+        vae_expf(-1000.0f));
+  CHECK(isfinite(vae_expf(1000.0f)) && vae_expf(1000.0f) > 1e38f, "exp(1000) clamps to %g",
+        vae_expf(1000.0f));
   worst = 0;
   for (int k = 0; k <= 200000; k++) {
-    float e = k < 100000 ? (float)ldexp(1.0, -126 + (int)(k * 126 / 100000)) * (1.0f + 0.37f * (float)(k % 7) / 7)
-                         : (float)(k - 100000) / 100000.0f;
+    float e = k < 100000
+                  ? (float)ldexp(1.0, -126 + (int)(k * 126 / 100000)) * (1.0f + 0.37f * (float)(k % 7) / 7)
+                  : (float)(k - 100000) / 100000.0f;
     double want = log1p((double)e);
     if (want == 0) continue;
     double rel = fabs(vae_log1pf_unit(e) - want) / want;
@@ -181,8 +187,8 @@ static void test_gaussian(void) {
 static void check_learned(float lmin, uint64_t seed) {
   float *o = randu((size_t)TB * 2 * TD, -3, 3, seed), *x = randu((size_t)TB * TD, 0, 1, seed + 1);
   /* raw log-variances around, at and far below/above the floor */
-  float rs[] = {lmin, lmin - 1e-3f, lmin + 1e-3f, lmin - 30.0f, lmin - 200.0f, lmin + 40.0f, lmin + 100.0f,
-                lmin + 6.0f, lmin - 6.0f};
+  float rs[] = {lmin,         lmin - 1e-3f,  lmin + 1e-3f, lmin - 30.0f, lmin - 200.0f,
+                lmin + 40.0f, lmin + 100.0f, lmin + 6.0f,  lmin - 6.0f};
   for (int b = 0; b < TB; b++)
     for (int k = 0; k < 9; k++) o[(size_t)b * 2 * TD + TD + k] = rs[k];
   float *g = malloc((size_t)TB * 2 * TD * sizeof *g);

@@ -27,8 +27,7 @@ static void check_config(const vae_config *c, size_t expect_params) {
   vae_views_init(c, buf, &v);
   for (int i = 0; i < nt; i++) {
     float *p = buf + t[i].offset;
-    if (strcmp(t[i].name, "encoder/mu/weight") == 0)
-      CHECK(p == v.enc_head.w, "mu weight view");
+    if (strcmp(t[i].name, "encoder/mu/weight") == 0) CHECK(p == v.enc_head.w, "mu weight view");
     if (strcmp(t[i].name, "encoder/logvar/weight") == 0)
       CHECK(p == v.enc_head.w + (size_t)c->latent * v.enc_head.in, "logvar weight follows mu weight");
     if (strcmp(t[i].name, "encoder/logvar/bias") == 0)
@@ -62,8 +61,15 @@ static void check_config(const vae_config *c, size_t expect_params) {
 
 int main(void) {
   /* PyTorch examples/vae: 784-400-20-400-784, 2*(784*400+400) + 400*40+40 + 20*400+400 ... */
-  vae_config c = {.in_h = 28, .in_w = 28, .in_c = 1, .n_hidden = 1, .hidden = {400}, .latent = 20,
-                  .decoder = VAE_DEC_BERNOULLI, .sigma = 1.0f, .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = {.in_h = 28,
+                  .in_w = 28,
+                  .in_c = 1,
+                  .n_hidden = 1,
+                  .hidden = {400},
+                  .latent = 20,
+                  .decoder = VAE_DEC_BERNOULLI,
+                  .sigma = 1.0f,
+                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
   size_t torch_vae = (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784);
   check_config(&c, torch_vae);
   char desc[128];
@@ -71,8 +77,15 @@ int main(void) {
   CHECK(strcmp(desc, "784-400-20-400-784") == 0, "describe gave %s", desc);
   c.decoder = VAE_DEC_GAUSSIAN_LEARNED;
   check_config(&c, torch_vae + 400 * 784 + 784);
-  vae_config deep = {.in_h = 8, .in_w = 6, .in_c = 3, .n_hidden = 2, .hidden = {64, 32}, .latent = 5,
-                     .decoder = VAE_DEC_GAUSSIAN, .sigma = 0.5f, .logvar_min = -6};
+  vae_config deep = {.in_h = 8,
+                     .in_w = 6,
+                     .in_c = 3,
+                     .n_hidden = 2,
+                     .hidden = {64, 32},
+                     .latent = 5,
+                     .decoder = VAE_DEC_GAUSSIAN,
+                     .sigma = 0.5f,
+                     .logvar_min = -6};
   check_config(&deep, (144 * 64 + 64) + (64 * 32 + 32) + 2 * (32 * 5 + 5) + (5 * 32 + 32) + (32 * 64 + 64) +
                           (64 * 144 + 144));
   vae_describe(&deep, desc, sizeof desc);

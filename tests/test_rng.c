@@ -11,18 +11,18 @@ int main(void) {
   {
     uint32_t ctr[4] = {0, 0, 0, 0}, key[2] = {0, 0}, out[4];
     vae_philox4x32(ctr, key, out);
-    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu &&
-              out[3] == 0x9b00dbd8u, "philox(0) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+    CHECK(out[0] == 0x6627e8d5u && out[1] == 0xe169c58du && out[2] == 0xbc57ac4cu && out[3] == 0x9b00dbd8u,
+          "philox(0) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     uint32_t ctr2[4] = {0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu};
     uint32_t key2[2] = {0xffffffffu, 0xffffffffu};
     vae_philox4x32(ctr2, key2, out);
-    CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u &&
-              out[3] == 0x6d5451fdu, "philox(ff) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+    CHECK(out[0] == 0x408f276du && out[1] == 0x41c83b0eu && out[2] == 0xa20bc7c6u && out[3] == 0x6d5451fdu,
+          "philox(ff) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
     uint32_t ctr3[4] = {0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u};
     uint32_t key3[2] = {0xa4093822u, 0x299f31d0u};
     vae_philox4x32(ctr3, key3, out);
-    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u &&
-              out[3] == 0x24126ea1u, "philox(pi) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
+    CHECK(out[0] == 0xd16cfe09u && out[1] == 0x94fdccebu && out[2] == 0x5001e420u && out[3] == 0x24126ea1u,
+          "philox(pi) = %08x %08x %08x %08x", out[0], out[1], out[2], out[3]);
   }
   enum { N = 100000 };
   float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
@@ -43,8 +43,14 @@ int main(void) {
   CHECK(fabs(s2 / N - 1.0) < 0.02, "variance %g", s2 / N);
   CHECK(fabs(s4 / N - 3.0) < 0.1, "fourth moment %g", s4 / N);
   /* Other rank, other step, other seed, other purpose: uncorrelated streams. */
-  const struct { uint64_t seed; uint32_t purpose, rank; uint64_t step; } other[4] = {
-      {42, VAE_RNG_EPS, 4, 17}, {42, VAE_RNG_EPS, 3, 18}, {43, VAE_RNG_EPS, 3, 17}, {42, VAE_RNG_EVAL, 3, 17}};
+  const struct {
+    uint64_t seed;
+    uint32_t purpose, rank;
+    uint64_t step;
+  } other[4] = {{42, VAE_RNG_EPS, 4, 17},
+                {42, VAE_RNG_EPS, 3, 18},
+                {43, VAE_RNG_EPS, 3, 17},
+                {42, VAE_RNG_EVAL, 3, 17}};
   for (int k = 0; k < 4; k++) {
     vae_rng_normal(b, N, other[k].seed, other[k].purpose, other[k].rank, other[k].step, 0);
     double c = 0;
@@ -71,8 +77,10 @@ int main(void) {
   vae_rng_permutation(p, N, 1, 0, 0);
   int ok = 1;
   for (int i = 0; i < N; i++) {
-    if (p[i] >= N || seen[p[i]]) ok = 0;
-    else seen[p[i]] = 1;
+    if (p[i] >= N || seen[p[i]])
+      ok = 0;
+    else
+      seen[p[i]] = 1;
   }
   CHECK(ok, "permutation is not a bijection");
   vae_rng_permutation(q, N, 1, 0, 0);
@@ -94,6 +102,10 @@ int main(void) {
       if (small[i] == 0) count[i]++;
   }
   for (int i = 0; i < 4; i++) CHECK(abs(count[i] - 2000) < 200, "slot %d got %d of 8000", i, count[i]);
-  free(a); free(b); free(p); free(q); free(seen);
+  free(a);
+  free(b);
+  free(p);
+  free(q);
+  free(seen);
   return check_done("test_rng");
 }

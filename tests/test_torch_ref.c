@@ -39,13 +39,20 @@ static void run_case(FILE *f, int k) {
   read_exact(ints, sizeof ints[0], 16, f, "a case header");
   read_exact(fl, sizeof fl[0], 2, f, "a case header");
   read_exact(&P, sizeof P, 1, f, "a case header");
-  vae_config c = {.decoder = (vae_decoder)ints[0], .in_h = ints[1], .in_w = ints[2], .in_c = ints[3],
-                  .n_hidden = ints[4], .latent = ints[13], .sigma = fl[0], .logvar_min = fl[1]};
+  vae_config c = {.decoder = (vae_decoder)ints[0],
+                  .in_h = ints[1],
+                  .in_w = ints[2],
+                  .in_c = ints[3],
+                  .n_hidden = ints[4],
+                  .latent = ints[13],
+                  .sigma = fl[0],
+                  .logvar_min = fl[1]};
   for (int i = 0; i < 8; i++) c.hidden[i] = ints[5 + i];
   int B = ints[14];
   char err[VAE_ERR_LEN], desc[128];
   if (vae_config_validate(&c, err) < 0) VAE_FAIL("case %d: %s", k, err);
-  if ((size_t)P != vae_num_params(&c)) VAE_FAIL("case %d: %lld params, layout has %zu", k, (long long)P, vae_num_params(&c));
+  if ((size_t)P != vae_num_params(&c))
+    VAE_FAIL("case %d: %lld params, layout has %zu", k, (long long)P, vae_num_params(&c));
   vae_describe(&c, desc, sizeof desc);
   size_t D = vae_input_dim(&c), L = (size_t)c.latent;
   float *params = read_floats((size_t)P, f, "params"), *x = read_floats((size_t)B * D, f, "x");

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "internal.h"
 #include "error.h"
+#include "internal.h"
 
 static struct {
   pthread_t thread;

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "internal.h"
 #include "error.h"
+#include "internal.h"
 
 #define MAIN_NAME "checkpoint.h5"
 
@@ -118,14 +118,14 @@ static int cmp_candidate(const void *pa, const void *pb) {
   return b->is_main - a->is_main;
 }
 
-int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes,
-                               size_t notes_len, char *err) {
+int vae_checkpoint_find_latest(const char *dir, char *path_out, size_t n, char *notes, size_t notes_len,
+                               char *err) {
   return vae_checkpoint_load_latest(dir, path_out, n, NULL, NULL, NULL, NULL, NULL, notes, notes_len, err);
 }
 
-int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg_out,
-                               float **params, float **m_out, float **v_out, vae_ckpt_state *st_out,
-                               char *notes, size_t notes_len, char *err) {
+int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_config *cfg_out, float **params,
+                               float **m_out, float **v_out, vae_ckpt_state *st_out, char *notes,
+                               size_t notes_len, char *err) {
   if (n) path_out[0] = 0;
   if (notes && notes_len) notes[0] = 0;
   long *steps;
@@ -238,7 +238,8 @@ int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
   long *steps;
   int count, has_main;
   if (list_checkpoints(dir, &steps, &count, &has_main, err) < 0) return -1;
-  if (count > 1) qsort(steps, (size_t)count, sizeof *steps, cmp_long_desc); /* steps may be NULL when count is 0 */
+  if (count > 1)
+    qsort(steps, (size_t)count, sizeof *steps, cmp_long_desc); /* steps may be NULL when count is 0 */
   /* This step always stays (it may be lower than stale numbered files of an abandoned run). */
   int kept = keep > 0 ? 1 : 0, rc = 0;
   for (int i = 0; i < count && rc == 0; i++) {
@@ -255,7 +256,6 @@ int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
   free(steps);
   int e = vae_ck_fsync_path(dir, O_RDONLY | O_DIRECTORY);
   if (rc == 0 && e)
-    rc = vae_err(err, "cannot fsync checkpoint folder %s: %s; %s", dir, strerror(e),
-                 vae_ck_write_hint(e));
+    rc = vae_err(err, "cannot fsync checkpoint folder %s: %s; %s", dir, strerror(e), vae_ck_write_hint(e));
   return rc;
 }

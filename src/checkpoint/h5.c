@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "error.h"
+#include "internal.h"
 
 /* ======================================================================================
  * HDF5 diagnostics
@@ -63,8 +63,10 @@ int vae_ck_scan_finite(const float *p, size_t n, size_t *where, float *val) {
  * The /config table
  * ====================================================================================== */
 
-#define OPT(name, kind, member) {name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 0}
-#define OPT_ADDED(name, kind, member) {name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 1}
+#define OPT(name, kind, member) \
+  { name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 0 }
+#define OPT_ADDED(name, kind, member) \
+  { name, VAE_CK_F_##kind, offsetof(vae_train_opts, member), 1 }
 const vae_ck_opt_field vae_ck_opt_fields[] = {
     OPT("data", STR, data),
     OPT("dataset", STR, dataset),
@@ -145,11 +147,10 @@ herr_t vae_ck_put_f32(hid_t loc, const char *name, float v) {
  * ====================================================================================== */
 
 /* Opens attribute name; its type and element count (a scalar is 1, an H5S_NULL space 0). */
-static int attr_open(hid_t loc, const char *name, const vae_ck_rctx *c, hid_t *a, hid_t *ft,
-                     long long *n) {
+static int attr_open(hid_t loc, const char *name, const vae_ck_rctx *c, hid_t *a, hid_t *ft, long long *n) {
   if (H5Aexists(loc, name) <= 0)
-    return vae_err(c->err, "checkpoint %s: attribute %s/%s is missing; " VAE_CK_SCHEMA_HINT, c->path,
-                   c->obj, name);
+    return vae_err(c->err, "checkpoint %s: attribute %s/%s is missing; " VAE_CK_SCHEMA_HINT, c->path, c->obj,
+                   name);
   *a = H5Aopen(loc, name, H5P_DEFAULT);
   hid_t sp = *a < 0 ? -1 : H5Aget_space(*a);
   *ft = *a < 0 ? -1 : H5Aget_type(*a);
@@ -159,14 +160,16 @@ static int attr_open(hid_t loc, const char *name, const vae_ck_rctx *c, hid_t *a
   if (*a < 0 || *ft < 0 || rank < 0 || *n < 0) {
     if (*ft >= 0) H5Tclose(*ft);
     if (*a >= 0) H5Aclose(*a);
-    return vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged",
-                   c->path, c->obj, name);
+    return vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path,
+                   c->obj, name);
   }
   if (rank > 1) {
     H5Tclose(*ft);
     H5Aclose(*a);
-    return vae_err(c->err, "checkpoint %s: attribute %s/%s has %d dimensions, expected a scalar or "
-                   "a 1-D array", c->path, c->obj, name, rank);
+    return vae_err(c->err,
+                   "checkpoint %s: attribute %s/%s has %d dimensions, expected a scalar or "
+                   "a 1-D array",
+                   c->path, c->obj, name, rank);
   }
   return 0;
 }
@@ -183,8 +186,8 @@ int vae_ck_get_nums(hid_t loc, const char *name, vae_ck_num_kind k, void *out, i
   int rc = -1;
   if (max > VAE_MAX_HIDDEN) VAE_FAIL("get_nums max %d", max);
   if (count ? n > max : n != 1)
-    vae_err(c->err, "checkpoint %s: attribute %s/%s has %lld values, expected %s%d", c->path, c->obj,
-            name, n, count ? "at most " : "", count ? max : 1);
+    vae_err(c->err, "checkpoint %s: attribute %s/%s has %lld values, expected %s%d", c->path, c->obj, name, n,
+            count ? "at most " : "", count ? max : 1);
   else if (n > 0 && cls != H5T_INTEGER && !(k == VAE_CK_NUM_FLOAT && cls == H5T_FLOAT))
     vae_err(c->err, "checkpoint %s: attribute %s/%s must be %s", c->path, c->obj, name,
             k == VAE_CK_NUM_FLOAT ? "a number" : "an integer");
@@ -197,18 +200,20 @@ int vae_ck_get_nums(hid_t loc, const char *name, vae_ck_num_kind k, void *out, i
                    k == VAE_CK_NUM_FLOAT ? H5T_NATIVE_DOUBLE
                    : uns                 ? H5T_NATIVE_ULLONG
                                          : H5T_NATIVE_LLONG,
-                   k == VAE_CK_NUM_FLOAT ? out : uns ? (void *)u : (void *)s) < 0)
-    vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path,
-            c->obj, name);
+                   k == VAE_CK_NUM_FLOAT ? out
+                   : uns                 ? (void *)u
+                                         : (void *)s) < 0)
+    vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path, c->obj,
+            name);
   else {
     rc = 0;
     for (long long i = 0; i < n && k != VAE_CK_NUM_FLOAT && rc == 0; i++) {
       if (k == VAE_CK_NUM_U64 && !uns && s[i] < 0)
-        rc = vae_err(c->err, "checkpoint %s: attribute %s/%s is negative (%lld)", c->path, c->obj,
-                     name, s[i]);
+        rc =
+            vae_err(c->err, "checkpoint %s: attribute %s/%s is negative (%lld)", c->path, c->obj, name, s[i]);
       else if (k == VAE_CK_NUM_INT && uns && u[i] > (unsigned long long)LLONG_MAX)
-        rc = vae_err(c->err, "checkpoint %s: attribute %s/%s is too large (%llu)", c->path, c->obj,
-                     name, u[i]);
+        rc = vae_err(c->err, "checkpoint %s: attribute %s/%s is too large (%llu)", c->path, c->obj, name,
+                     u[i]);
       else if (k == VAE_CK_NUM_U64)
         ((uint64_t *)out)[i] = uns ? u[i] : (uint64_t)s[i];
       else
@@ -225,8 +230,8 @@ int vae_ck_get_int(hid_t loc, const char *name, long long lo, long long hi, long
                    const vae_ck_rctx *c) {
   if (vae_ck_get_nums(loc, name, VAE_CK_NUM_INT, v, 1, NULL, c) < 0) return -1;
   if (*v < lo || *v > hi)
-    return vae_err(c->err, "checkpoint %s: attribute %s/%s is %lld, expected %lld to %lld", c->path,
-                   c->obj, name, *v, lo, hi);
+    return vae_err(c->err, "checkpoint %s: attribute %s/%s is %lld, expected %lld to %lld", c->path, c->obj,
+                   name, *v, lo, hi);
   return 0;
 }
 
@@ -258,11 +263,11 @@ int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_c
     }
     H5Tclose(mt);
     if (rc < 0)
-      vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path,
-              c->obj, name);
+      vae_err(c->err, "checkpoint %s: attribute %s/%s cannot be read; the file is damaged", c->path, c->obj,
+              name);
     if (rc > 0)
-      rc = vae_err(c->err, "checkpoint %s: attribute %s/%s is longer than %zu bytes", c->path, c->obj,
-                   name, n - 1);
+      rc = vae_err(c->err, "checkpoint %s: attribute %s/%s is longer than %zu bytes", c->path, c->obj, name,
+                   n - 1);
   }
   H5Tclose(ft);
   H5Aclose(a);

@@ -24,8 +24,10 @@ static void hidden_str(const vae_config *c, char *buf, size_t n) {
 int vae_checkpoint_match(const vae_config *ck, const vae_config *want, char *err) {
   char diffs[VAE_ERR_LEN] = "", fixes[VAE_ERR_LEN] = "", a[256], b[256], line[600];
   if (ck->in_h != want->in_h || ck->in_w != want->in_w || ck->in_c != want->in_c) {
-    snprintf(line, sizeof line, "checkpoint was trained on %dx%dx%d images, this run's data has "
-             "%dx%dx%d", ck->in_h, ck->in_w, ck->in_c, want->in_h, want->in_w, want->in_c);
+    snprintf(line, sizeof line,
+             "checkpoint was trained on %dx%dx%d images, this run's data has "
+             "%dx%dx%d",
+             ck->in_h, ck->in_w, ck->in_c, want->in_h, want->in_w, want->in_c);
     append(diffs, sizeof diffs, "; ", line);
     append(fixes, sizeof fixes, ", ", "the --data it was trained on");
   }
@@ -59,8 +61,8 @@ int vae_checkpoint_match(const vae_config *ck, const vae_config *want, char *err
     snprintf(line, sizeof line, "--sigma %g", (double)ck->sigma);
     append(fixes, sizeof fixes, ", ", line);
   } else if (ck->decoder == VAE_DEC_GAUSSIAN_LEARNED && ck->logvar_min != want->logvar_min) {
-    snprintf(line, sizeof line, "checkpoint has logvar_min %g, this run asks for %g",
-             (double)ck->logvar_min, (double)want->logvar_min);
+    snprintf(line, sizeof line, "checkpoint has logvar_min %g, this run asks for %g", (double)ck->logvar_min,
+             (double)want->logvar_min);
     append(diffs, sizeof diffs, "; ", line);
     snprintf(line, sizeof line, "--logvar-min %g", (double)ck->logvar_min);
     append(fixes, sizeof fixes, ", ", line);

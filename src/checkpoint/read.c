@@ -4,8 +4,8 @@
  * and finiteness, with no extra datasets.
  * Must never: call MPI (rank 0 alone runs this), write or rename any file, hand back a model that
  * failed validation or a non-finite value, or let HDF5 print its error stack. */
-#include <errno.h>
 #include <H5PLpublic.h>
+#include <errno.h>
 #include <hdf5.h>
 #include <limits.h>
 #include <math.h>
@@ -16,8 +16,8 @@
 
 #include "checkpoint.h"
 #include "cli.h"
-#include "internal.h"
 #include "error.h"
+#include "internal.h"
 
 /* ======================================================================================
  * Reading the header: root attributes, /model, /config, /data
@@ -51,25 +51,24 @@ static int read_model_attrs(hid_t fid, const char *path, vae_config *cfg, char *
       vae_ck_get_nums(g, "input_shape", VAE_CK_NUM_INT, shape, 3, &nshape, &c) < 0)
     goto done;
   if (vae_decoder_parse(dec, &r.decoder) < 0) {
-    vae_err(err, "checkpoint %s: /model/decoder is '%s', expected bernoulli, gaussian or "
-            "gaussian-learned", path, dec);
+    vae_err(err,
+            "checkpoint %s: /model/decoder is '%s', expected bernoulli, gaussian or "
+            "gaussian-learned",
+            path, dec);
     goto done;
   }
   if (nshape != 3) {
-    vae_err(err, "checkpoint %s: /model/input_shape has %d values, expected 3 (H, W, C)", path,
-            nshape);
+    vae_err(err, "checkpoint %s: /model/input_shape has %d values, expected 3 (H, W, C)", path, nshape);
     goto done;
   }
   for (int i = 0; i < 3; i++)
     if (shape[i] < 1 || shape[i] > INT_MAX) {
-      vae_err(err, "checkpoint %s: /model/input_shape holds %lld, expected positive sizes", path,
-              shape[i]);
+      vae_err(err, "checkpoint %s: /model/input_shape holds %lld, expected positive sizes", path, shape[i]);
       goto done;
     }
   for (int i = 0; i < r.n_hidden; i++) {
     if (hidden[i] < 1 || hidden[i] > INT_MAX) {
-      vae_err(err, "checkpoint %s: /model/hidden holds %lld, expected positive widths", path,
-              hidden[i]);
+      vae_err(err, "checkpoint %s: /model/hidden holds %lld, expected positive widths", path, hidden[i]);
       goto done;
     }
     r.hidden[i] = (int)hidden[i];
@@ -116,9 +115,7 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
         rc = vae_ck_get_int(g, f->name, LONG_MIN, LONG_MAX, &ll, &c);
         if (rc == 0) *(long *)p = (long)ll;
         break;
-      case VAE_CK_F_DOUBLE:
-        rc = vae_ck_get_nums(g, f->name, VAE_CK_NUM_FLOAT, p, 1, NULL, &c);
-        break;
+      case VAE_CK_F_DOUBLE: rc = vae_ck_get_nums(g, f->name, VAE_CK_NUM_FLOAT, p, 1, NULL, &c); break;
       case VAE_CK_F_U64: rc = vae_ck_get_nums(g, f->name, VAE_CK_NUM_U64, p, 1, NULL, &c); break;
       case VAE_CK_F_LR_SCALE:
         rc = vae_ck_get_str(g, f->name, s, sizeof s, &c);
@@ -126,8 +123,8 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
         unsigned k = 0;
         while (k < 3 && strcmp(s, vae_ck_lr_scale_names[k]) != 0) k++;
         if (k == 3)
-          rc = vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected none, linear or sqrt",
-                       path, s);
+          rc =
+              vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected none, linear or sqrt", path, s);
         else
           *(vae_lr_scale *)p = (vae_lr_scale)k;
         break;
@@ -149,8 +146,7 @@ static int read_data_attrs(hid_t fid, const char *path, vae_ckpt_state *st, char
       vae_ck_get_nums(g, "shape", VAE_CK_NUM_INT, shape, VAE_CKPT_MAX_DATA_RANK, &rank, &c) == 0 &&
       vae_ck_get_str(g, "dtype", st->data_dtype, sizeof st->data_dtype, &c) == 0) {
     if (rank < 1 || shape[0] != n)
-      vae_err(err, "checkpoint %s: /data/shape must start with n = %lld (it has %d values)", path, n,
-              rank);
+      vae_err(err, "checkpoint %s: /data/shape must start with n = %lld (it has %d values)", path, n, rank);
     else if (strcmp(st->data_dtype, "uint8") && strcmp(st->data_dtype, "float32") &&
              strcmp(st->data_dtype, "float64"))
       vae_err(err, "checkpoint %s: /data/dtype is '%s', expected uint8, float32 or float64", path,
@@ -171,12 +167,16 @@ static int read_header(hid_t fid, const char *path, vae_config *cfg, vae_ckpt_st
   vae_ck_rctx c = {path, "", err};
   long long ver, step, epoch, estep, ws;
   if (H5Aexists(fid, "format_version") <= 0)
-    return vae_err(err, "checkpoint %s has no format_version attribute: it is not a vae_mpi checkpoint "
-                   "(schema: docs/CHECKPOINT.md)", path);
+    return vae_err(err,
+                   "checkpoint %s has no format_version attribute: it is not a vae_mpi checkpoint "
+                   "(schema: docs/CHECKPOINT.md)",
+                   path);
   if (vae_ck_get_int(fid, "format_version", LLONG_MIN, LLONG_MAX, &ver, &c) < 0) return -1;
   if (ver != VAE_CHECKPOINT_FORMAT)
-    return vae_err(err, "checkpoint %s has format_version %lld, this vae_mpi reads version %d: use the "
-                   "vae_mpi that wrote it", path, ver, VAE_CHECKPOINT_FORMAT);
+    return vae_err(err,
+                   "checkpoint %s has format_version %lld, this vae_mpi reads version %d: use the "
+                   "vae_mpi that wrote it",
+                   path, ver, VAE_CHECKPOINT_FORMAT);
   memset(st, 0, sizeof *st);
   if (vae_ck_get_int(fid, "step", 0, LONG_MAX, &step, &c) < 0 ||
       vae_ck_get_int(fid, "epoch", 0, LONG_MAX, &epoch, &c) < 0 ||
@@ -250,17 +250,21 @@ static herr_t count_datasets_cb(hid_t g, const char *name, const H5L_info_t *inf
 }
 
 static void shape_str(char *buf, size_t n, int rank, const hsize_t *d) {
-  if (rank == 1) snprintf(buf, n, "(%llu)", (unsigned long long)d[0]);
+  if (rank == 1)
+    snprintf(buf, n, "(%llu)", (unsigned long long)d[0]);
   else if (rank == 2)
     snprintf(buf, n, "(%llu, %llu)", (unsigned long long)d[0], (unsigned long long)d[1]);
-  else snprintf(buf, n, "(%d dimensions)", rank);
+  else
+    snprintf(buf, n, "(%d dimensions)", rank);
 }
 
-static int read_one_tensor(hid_t fid, const char *path, const char *name, const vae_tensor *t,
-                           float *out, char *err) {
+static int read_one_tensor(hid_t fid, const char *path, const char *name, const vae_tensor *t, float *out,
+                           char *err) {
   if (!path_exists(fid, name))
-    return vae_err(err, "checkpoint %s has no /%s; the file is incomplete or for another model "
-                   "(schema: docs/CHECKPOINT.md)", path, name);
+    return vae_err(err,
+                   "checkpoint %s has no /%s; the file is incomplete or for another model "
+                   "(schema: docs/CHECKPOINT.md)",
+                   path, name);
   hid_t d = H5Dopen2(fid, name, H5P_DEFAULT);
   if (d < 0) return vae_err(err, "checkpoint %s: /%s is not a dataset", path, name);
   hid_t ft = H5Dget_type(d), sp = H5Dget_space(d);
@@ -277,8 +281,10 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
   else if (H5Tget_class(ft) != H5T_FLOAT)
     vae_err(err, "checkpoint %s: /%s is not floating point; tensors must be float32", path, name);
   else if (rank != t->ndim || dims[0] != want[0] || (rank == 2 && dims[1] != want[1]))
-    vae_err(err, "checkpoint %s: /%s has shape %s, expected %s for the model its /model attributes "
-            "describe", path, name, got_s, want_s);
+    vae_err(err,
+            "checkpoint %s: /%s has shape %s, expected %s for the model its /model attributes "
+            "describe",
+            path, name, got_s, want_s);
   else if (!vae_h5_type_is_standard(ft))
     vae_err(err, "checkpoint %s: /%s has a malformed float type; the file is damaged", path, name);
   else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
@@ -288,8 +294,10 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
     float bad;
     rc = 0;
     if (vae_ck_scan_finite(out, vae_ck_tensor_len(t), &k, &bad) < 0)
-      rc = vae_err(err, "checkpoint %s: /%s holds a non-finite value (%g at element %zu); resume "
-                   "from an older checkpoint", path, name, (double)bad, k);
+      rc = vae_err(err,
+                   "checkpoint %s: /%s holds a non-finite value (%g at element %zu); resume "
+                   "from an older checkpoint",
+                   path, name, (double)bad, k);
   }
   if (sp >= 0) H5Sclose(sp);
   if (ft >= 0) H5Tclose(ft);
@@ -309,14 +317,14 @@ static int read_tensors(hid_t fid, const char *path, const char *grp, const vae_
   hid_t g = H5Gopen2(fid, grp, H5P_DEFAULT);
   herr_t rc = g < 0 ? -1 : H5Lvisit(g, H5_INDEX_NAME, H5_ITER_NATIVE, count_datasets_cb, &count);
   if (g >= 0) H5Gclose(g);
-  if (rc < 0)
-    return vae_err(err, "checkpoint %s: /%s cannot be listed; the file is damaged", path, grp);
+  if (rc < 0) return vae_err(err, "checkpoint %s: /%s cannot be listed; the file is damaged", path, grp);
   if (count != nt) {
     char desc[256];
     vae_describe(cfg, desc, sizeof desc);
-    return vae_err(err, "checkpoint %s: /%s holds %d datasets, a %s %s model has %d; remove the "
-                   "extra ones or fix the /model attributes", path, grp, count, desc,
-                   vae_decoder_name(cfg->decoder), nt);
+    return vae_err(err,
+                   "checkpoint %s: /%s holds %d datasets, a %s %s model has %d; remove the "
+                   "extra ones or fix the /model attributes",
+                   path, grp, count, desc, vae_decoder_name(cfg->decoder), nt);
   }
   return 0;
 }
@@ -336,10 +344,13 @@ typedef struct {
 static herr_t refuse_outside_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
   const outside_ctx *c = data;
   if (info->type != H5L_TYPE_HARD) {
-    vae_err(c->err, "checkpoint %s: /%s is a%s link; a vae_mpi checkpoint holds its tensors itself "
-            "(links are never followed): use the checkpoint vae_mpi wrote", c->path, name,
-            info->type == H5L_TYPE_SOFT ? " soft" : info->type == H5L_TYPE_EXTERNAL ? "n external"
-                                                                                   : " user-defined");
+    vae_err(c->err,
+            "checkpoint %s: /%s is a%s link; a vae_mpi checkpoint holds its tensors itself "
+            "(links are never followed): use the checkpoint vae_mpi wrote",
+            c->path, name,
+            info->type == H5L_TYPE_SOFT       ? " soft"
+            : info->type == H5L_TYPE_EXTERNAL ? "n external"
+                                              : " user-defined");
     return 1;
   }
   hid_t o = H5Oopen(g, name, H5P_DEFAULT);
@@ -351,8 +362,10 @@ static herr_t refuse_outside_cb(hid_t g, const char *name, const H5L_info_t *inf
   if (H5Iget_type(o) == H5I_DATASET) {
     hid_t dcpl = H5Dget_create_plist(o);
     if (dcpl < 0 || H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) != 0) {
-      vae_err(c->err, "checkpoint %s: /%s keeps its data outside the dataset (a virtual dataset or "
-              "external storage); use the checkpoint vae_mpi wrote", c->path, name);
+      vae_err(c->err,
+              "checkpoint %s: /%s keeps its data outside the dataset (a virtual dataset or "
+              "external storage); use the checkpoint vae_mpi wrote",
+              c->path, name);
       rc = 1;
     }
     if (dcpl >= 0) H5Pclose(dcpl);
@@ -365,7 +378,8 @@ static int refuse_outside(hid_t fid, const char *path, char *err) {
   outside_ctx c = {path, err};
   herr_t rc = H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_NATIVE, refuse_outside_cb, &c);
   if (rc > 0) return -1;
-  if (rc < 0) return vae_err(err, "cannot read checkpoint %s: its groups cannot be listed; the file is damaged", path);
+  if (rc < 0)
+    return vae_err(err, "cannot read checkpoint %s: its groups cannot be listed; the file is damaged", path);
   return 0;
 }
 
@@ -378,16 +392,17 @@ static int open_checkpoint(const char *path, hid_t *fid, char *err) {
                    errno == ENOENT ? "no such file" : strerror(errno));
   if (!S_ISREG(sb.st_mode)) return vae_err(err, "checkpoint %s is not a regular file", path);
   if (sb.st_size == 0)
-    return vae_err(err, "checkpoint %s is empty (0 bytes); it was never completed: use an older "
-                   "checkpoint", path);
+    return vae_err(err,
+                   "checkpoint %s is empty (0 bytes); it was never completed: use an older "
+                   "checkpoint",
+                   path);
   vae_h5_quiet();
   if (H5PLset_loading_state(0) < 0) VAE_FAIL("H5PLset_loading_state");
   H5Eclear2(H5E_DEFAULT);
   htri_t is = H5Fis_hdf5(path);
   vae_ck_diag d = vae_ck_diagnose();
   if (is == 0)
-    return vae_err(err, "checkpoint %s is not an HDF5 file; pass a checkpoint.h5 written by vae_mpi",
-                   path);
+    return vae_err(err, "checkpoint %s is not an HDF5 file; pass a checkpoint.h5 written by vae_mpi", path);
   if (is > 0) {
     *fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*fid >= 0) {
@@ -398,11 +413,12 @@ static int open_checkpoint(const char *path, hid_t *fid, char *err) {
     d = vae_ck_diagnose();
   }
   if (d.truncated)
-    return vae_err(err, "checkpoint %s is truncated (%lld bytes, shorter than its header says): it "
+    return vae_err(err,
+                   "checkpoint %s is truncated (%lld bytes, shorter than its header says): it "
                    "was cut short by a crash or a full disk; use an older checkpoint",
                    path, (long long)sb.st_size);
-  return vae_err(err, "cannot read checkpoint %s: HDF5 cannot open it (%s); the file is damaged",
-                 path, d.errnum ? strerror(d.errnum) : "corrupt metadata");
+  return vae_err(err, "cannot read checkpoint %s: HDF5 cannot open it (%s); the file is damaged", path,
+                 d.errnum ? strerror(d.errnum) : "corrupt metadata");
 }
 
 int vae_ck_read_header_only(const char *path, vae_config *cfg, vae_ckpt_state *st, char *err) {
@@ -447,4 +463,3 @@ int vae_checkpoint_read(const char *path, vae_config *cfg, float **params, float
   free(s);
   return 0;
 }
-

@@ -17,15 +17,15 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "internal.h"
 #include "error.h"
+#include "internal.h"
 
 /* ======================================================================================
  * Fault injection
  * ====================================================================================== */
 
-static const char *const fault_points[] = {"after-create", "mid-tensors", "before-fsync",
-                                           "before-rename", "after-rename"};
+static const char *const fault_points[] = {"after-create", "mid-tensors", "before-fsync", "before-rename",
+                                           "after-rename"};
 
 static int fault_env_check(const char *path, char *err) {
   const char *f = getenv("VAE_FAULT_CHECKPOINT");
@@ -73,8 +73,8 @@ static herr_t write_opts(hid_t fid, const vae_train_opts *o) {
   return rc;
 }
 
-static herr_t write_tensors(hid_t fid, const char *prefix, const vae_tensor *t, int nt,
-                            const float *buf, int fault_midway) {
+static herr_t write_tensors(hid_t fid, const char *prefix, const vae_tensor *t, int nt, const float *buf,
+                            int fault_midway) {
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) return -1;
   herr_t rc = 0;
@@ -102,8 +102,7 @@ static herr_t write_model_group(hid_t fid, const vae_config *c) {
   if (rc >= 0) rc = vae_ck_put_f32(g, "logvar_min", c->logvar_min);
   if (rc >= 0) rc = vae_ck_put_i32(g, "latent", c->latent);
   if (rc >= 0)
-    rc = vae_ck_put_attr(g, "hidden", H5T_STD_I32LE, H5T_NATIVE_INT, 1, (hsize_t)c->n_hidden,
-                         c->hidden);
+    rc = vae_ck_put_attr(g, "hidden", H5T_STD_I32LE, H5T_NATIVE_INT, 1, (hsize_t)c->n_hidden, c->hidden);
   if (rc >= 0) rc = vae_ck_put_attr(g, "input_shape", H5T_STD_I32LE, H5T_NATIVE_INT, 1, 3, shape);
   if (H5Gclose(g) < 0) rc = -1;
   return rc;
@@ -124,8 +123,7 @@ static herr_t write_data_group(hid_t fid, const vae_ckpt_state *st) {
 }
 
 static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor *t, int nt,
-                             const float *params, const float *m, const float *v,
-                             const vae_ckpt_state *st) {
+                             const float *params, const float *m, const float *v, const vae_ckpt_state *st) {
   herr_t rc = vae_ck_put_i32(fid, "format_version", VAE_CHECKPOINT_FORMAT);
   if (rc >= 0) rc = vae_ck_put_i64(fid, "step", st->step);
   if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch", st->epoch);
@@ -151,8 +149,8 @@ static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor 
 
 /* Checks what the caller hands in before any file is touched. */
 static int check_before_write(const char *path, const vae_config *cfg, const vae_tensor *t, int nt,
-                              const float *params, const float *m, const float *v,
-                              const vae_ckpt_state *st, char *err) {
+                              const float *params, const float *m, const float *v, const vae_ckpt_state *st,
+                              char *err) {
   char msg[VAE_ERR_LEN];
   if (vae_config_validate(cfg, msg) < 0)
     return vae_err(err, "cannot write checkpoint %s: invalid model: %s", path, msg);
@@ -198,8 +196,8 @@ static int split_path(const char *path, char *dir, char *base, size_t n) {
  * (errno e, else `what`) and that the previous checkpoint stands. */
 static int write_failed(const char *tmp, const char *path, int e, const char *what, char *err) {
   unlink(tmp);
-  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)",
-                 path, e ? strerror(e) : what, vae_ck_write_hint(e));
+  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)", path,
+                 e ? strerror(e) : what, vae_ck_write_hint(e));
 }
 
 int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
@@ -213,15 +211,13 @@ int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *para
   char base[VAE_PATH_LEN];
   if (split_path(path, dir, base, VAE_PATH_LEN) < 0 || !*base ||
       snprintf(tmp, VAE_PATH_LEN, "%s/.%s.tmp-%ld", dir, base, (long)getpid()) >= VAE_PATH_LEN)
-    return vae_err(err, "cannot write checkpoint %s: the path is empty, ends in '/' or is too long",
-                   path);
+    return vae_err(err, "cannot write checkpoint %s: the path is empty, ends in '/' or is too long", path);
   struct stat sb;
   if (stat(dir, &sb) != 0)
-    return vae_err(err, "cannot write checkpoint %s: folder %s %s; create it or pass --out elsewhere",
-                   path, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    return vae_err(err, "cannot write checkpoint %s: folder %s %s; create it or pass --out elsewhere", path,
+                   dir, errno == ENOENT ? "does not exist" : strerror(errno));
   if (!S_ISDIR(sb.st_mode))
-    return vae_err(err, "cannot write checkpoint %s: %s is not a folder; pass --out elsewhere", path,
-                   dir);
+    return vae_err(err, "cannot write checkpoint %s: %s is not a folder; pass --out elsewhere", path, dir);
 
   vae_h5_quiet();
   H5Eclear2(H5E_DEFAULT);
@@ -258,16 +254,16 @@ int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err
   }
   fault("after-rename");
   if ((e = vae_ck_fsync_path(dir, O_RDONLY | O_DIRECTORY)) != 0)
-    return vae_err(err, "checkpoint %s was renamed into place but fsync of folder %s failed: %s; %s",
-                   path, dir, strerror(e), vae_ck_write_hint(e));
+    return vae_err(err, "checkpoint %s was renamed into place but fsync of folder %s failed: %s; %s", path,
+                   dir, strerror(e), vae_ck_write_hint(e));
   return 0;
 
 fail:
   return write_failed(tmp, path, e, NULL, err);
 }
 
-int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params,
-                         const float *m, const float *v, const vae_ckpt_state *st, char *err) {
+int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params, const float *m,
+                         const float *v, const vae_ckpt_state *st, char *err) {
   char tmp[VAE_PATH_LEN], dir[VAE_PATH_LEN];
   if (vae_ck_write_temp(path, cfg, params, m, v, st, tmp, dir, err) < 0) return -1;
   return vae_ck_publish(tmp, path, dir, err);

@@ -43,16 +43,22 @@ static int parse_opts(eval_opts *o, int argc, char **argv, char *err) {
       {"--checkpoint", VAE_FLAG_STRING, o->checkpoint, "FILE", "checkpoint to evaluate (required)", NULL},
       {"--data", VAE_FLAG_STRING, o->data, "FILE.h5", "HDF5 file with the images (required)", NULL},
       {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data", NULL},
-      {"--iw-samples", VAE_FLAG_LONG, &o->iw_samples, "K", "importance samples per image; K > 1 adds the IWAE bound", NULL},
-      {"--seed", VAE_FLAG_U64, &o->seed, "S", "noise seed (default: the checkpoint's training seed, as train's test ELBO)", &o->seed_given},
-      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B", "images, and (image, sample) pairs, per forward pass", NULL},
-      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)", NULL},
-      {"--json", VAE_FLAG_BOOL, &o->json, NULL, "print exactly one JSON object on stdout instead of text", NULL},
+      {"--iw-samples", VAE_FLAG_LONG, &o->iw_samples, "K",
+       "importance samples per image; K > 1 adds the IWAE bound", NULL},
+      {"--seed", VAE_FLAG_U64, &o->seed, "S",
+       "noise seed (default: the checkpoint's training seed, as train's test ELBO)", &o->seed_given},
+      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B",
+       "images, and (image, sample) pairs, per forward pass", NULL},
+      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)",
+       NULL},
+      {"--json", VAE_FLAG_BOOL, &o->json, NULL, "print exactly one JSON object on stdout instead of text",
+       NULL},
   };
   int rc = vae_cli_parse("mpirun -np N vae_mpi eval --checkpoint FILE --data FILE.h5 [options]", flags,
                          (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
   if (rc != 0) return rc;
-  if (o->checkpoint[0] == '\0') return vae_err(err, "eval needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
+  if (o->checkpoint[0] == '\0')
+    return vae_err(err, "eval needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
   if (o->data[0] == '\0') return vae_err(err, "eval needs --data FILE.h5 with the images to evaluate");
   if (o->iw_samples < 1 || o->iw_samples > VAE_IW_MAX_SAMPLES)
     return vae_err(err, "--iw-samples must be from 1 to %ld, got %ld", VAE_IW_MAX_SAMPLES, o->iw_samples);
@@ -72,8 +78,10 @@ static int load_model(const eval_opts *o, const vae_data_info *info, vae_config 
   if ((size_t)cfg->in_h != info->h || (size_t)cfg->in_w != info->w || (size_t)cfg->in_c != info->c) {
     free(*params);
     *params = NULL;
-    return vae_err(err, "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; evaluate it on data of the shape it was trained on",
-                   o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info->h, info->w, info->c);
+    return vae_err(
+        err,
+        "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; evaluate it on data of the shape it was trained on",
+        o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info->h, info->w, info->c);
   }
   return 0;
 }
@@ -138,20 +146,21 @@ int vae_cmd_eval(int argc, char **argv) {
     const int iw = o.iw_samples > 1;
     const double iwll = iw ? sums[3] / sums[4] : elbo, best = iw ? iwll : elbo;
     if (o.json) {
-      printf("{\"images\":%.0f,\"elbo\":%.17g,\"recon\":%.17g,\"kl\":%.17g,\"elbo_bits_per_dim\":%.17g,",
-             N, elbo, recon, kl, -elbo * bpd);
+      printf("{\"images\":%.0f,\"elbo\":%.17g,\"recon\":%.17g,\"kl\":%.17g,\"elbo_bits_per_dim\":%.17g,", N,
+             elbo, recon, kl, -elbo * bpd);
       if (iw) printf("\"iw_samples\":%ld,\"iw_log_likelihood\":%.17g,", o.iw_samples, iwll);
-      printf("\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
-             "\"checkpoint_step\":%ld,\"seconds\":%.3f}\n",
-             -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds);
+      printf(
+          "\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
+          "\"checkpoint_step\":%ld,\"seconds\":%.3f}\n",
+          -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds);
     } else {
       printf("vae_mpi eval: %s (epoch %ld, step %ld) on %.0f images of %s:%s, %d rank(s), seed %llu\n",
              o.checkpoint, pos[0], pos[1], N, o.data, o.dataset, d.size, (unsigned long long)seed);
       printf("  ELBO            %12.4f nats/image (recon %.4f, KL %.4f)  %.5f bits/dim\n", elbo, recon, kl,
              -elbo * bpd);
       if (iw)
-        printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n", o.iw_samples,
-               iwll, -iwll * bpd);
+        printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n",
+               o.iw_samples, iwll, -iwll * bpd);
       printf("  %.2f s (%d BLAS thread(s) per rank)\n", seconds, threads);
     }
     fflush(stdout);

@@ -25,28 +25,29 @@ typedef struct {
 } import_opts;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: vae_mpi import-idx --images FILE --labels FILE --out FILE.h5 --group NAME\n"
-          "                          [--chunk N] [--overwrite]\n"
-          "\n"
-          "Imports IDX files (MNIST / Fashion-MNIST, gzipped or plain, unsigned bytes) into FILE.h5:\n"
-          "  /NAME/images  uint8 (N, H, W, C), C = 1 for 3-d IDX; chunked, gzip %d + shuffle\n"
-          "  /NAME/labels  uint8 (N,)\n"
-          "FILE.h5 is created if absent (atomically: written to a temporary name, then renamed);\n"
-          "an existing file keeps its other groups.\n"
-          "\n"
-          "  --images FILE   IDX images, 3-d (N, H, W) or 4-d (N, H, W, C)\n"
-          "  --labels FILE   IDX labels, 1-d (N); N must match the images\n"
-          "  --out FILE.h5   output HDF5 file\n"
-          "  --group NAME    group to write, e.g. train or test (one name, no '/')\n"
-          "  --chunk N       images per HDF5 chunk (default %ld)\n"
-          "  --overwrite     replace /NAME/images and /NAME/labels if they exist\n"
-          "  --help          this text\n"
-          "\n"
-          "example: vae_mpi import-idx --images /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \\\n"
-          "           --labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz \\\n"
-          "           --out datasets/fashion-mnist.h5 --group test\n",
-          IMPORT_GZIP_LEVEL, IMPORT_DEFAULT_CHUNK);
+  fprintf(
+      f,
+      "usage: vae_mpi import-idx --images FILE --labels FILE --out FILE.h5 --group NAME\n"
+      "                          [--chunk N] [--overwrite]\n"
+      "\n"
+      "Imports IDX files (MNIST / Fashion-MNIST, gzipped or plain, unsigned bytes) into FILE.h5:\n"
+      "  /NAME/images  uint8 (N, H, W, C), C = 1 for 3-d IDX; chunked, gzip %d + shuffle\n"
+      "  /NAME/labels  uint8 (N,)\n"
+      "FILE.h5 is created if absent (atomically: written to a temporary name, then renamed);\n"
+      "an existing file keeps its other groups.\n"
+      "\n"
+      "  --images FILE   IDX images, 3-d (N, H, W) or 4-d (N, H, W, C)\n"
+      "  --labels FILE   IDX labels, 1-d (N); N must match the images\n"
+      "  --out FILE.h5   output HDF5 file\n"
+      "  --group NAME    group to write, e.g. train or test (one name, no '/')\n"
+      "  --chunk N       images per HDF5 chunk (default %ld)\n"
+      "  --overwrite     replace /NAME/images and /NAME/labels if they exist\n"
+      "  --help          this text\n"
+      "\n"
+      "example: vae_mpi import-idx --images /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \\\n"
+      "           --labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz \\\n"
+      "           --out datasets/fashion-mnist.h5 --group test\n",
+      IMPORT_GZIP_LEVEL, IMPORT_DEFAULT_CHUNK);
 }
 
 /* A usage error: one line, exit status 2. */
@@ -72,13 +73,17 @@ static int parse_args(int argc, char **argv, import_opts *o) {
       continue;
     }
     const char **slot = NULL;
-    if (strcmp(a, "--images") == 0) slot = &o->images;
-    else if (strcmp(a, "--labels") == 0) slot = &o->labels;
-    else if (strcmp(a, "--out") == 0) slot = &o->out;
-    else if (strcmp(a, "--group") == 0) slot = &o->group;
-    else if (strcmp(a, "--chunk") != 0) return usage_error("unknown option '%s'", a);
-    if (i + 1 >= argc || argv[i + 1][0] == '\0')
-      return usage_error("option %s needs a value", a);
+    if (strcmp(a, "--images") == 0)
+      slot = &o->images;
+    else if (strcmp(a, "--labels") == 0)
+      slot = &o->labels;
+    else if (strcmp(a, "--out") == 0)
+      slot = &o->out;
+    else if (strcmp(a, "--group") == 0)
+      slot = &o->group;
+    else if (strcmp(a, "--chunk") != 0)
+      return usage_error("unknown option '%s'", a);
+    if (i + 1 >= argc || argv[i + 1][0] == '\0') return usage_error("option %s needs a value", a);
     const char *v = argv[++i];
     if (slot) {
       *slot = v;
@@ -96,8 +101,7 @@ static int parse_args(int argc, char **argv, import_opts *o) {
   if (!o->out) return usage_error("%s is required", "--out FILE.h5");
   if (!o->group) return usage_error("%s is required", "--group NAME");
   if (strchr(o->group, '/') || strcmp(o->group, ".") == 0)
-    return usage_error("--group '%s' must be one plain name such as train or test, without '/'",
-                       o->group);
+    return usage_error("--group '%s' must be one plain name such as train or test, without '/'", o->group);
   return 0;
 }
 
@@ -107,17 +111,19 @@ static int load_inputs(const import_opts *o, vae_idx *img, vae_idx *lab, char *e
   char shape[64];
   vae_idx_shape_str(img, shape, sizeof shape);
   if (img->ndim != 3 && img->ndim != 4)
-    return vae_err(err, "%s: images must be 3-d (N, H, W) or 4-d (N, H, W, C), this file is %s",
-                   o->images, shape);
+    return vae_err(err, "%s: images must be 3-d (N, H, W) or 4-d (N, H, W, C), this file is %s", o->images,
+                   shape);
   if (vae_idx_read(o->labels, lab, err) != 0) return -1;
   char lshape[64];
   vae_idx_shape_str(lab, lshape, sizeof lshape);
   if (lab->ndim != 1)
-    return vae_err(err, "%s: labels must be 1-d (N,), this file is %s; did you swap --images and "
-                        "--labels?", o->labels, lshape);
+    return vae_err(err,
+                   "%s: labels must be 1-d (N,), this file is %s; did you swap --images and "
+                   "--labels?",
+                   o->labels, lshape);
   if (lab->dims[0] != img->dims[0])
-    return vae_err(err, "%s has %zu labels but %s has %zu images; pass the matching pair",
-                   o->labels, lab->dims[0], o->images, img->dims[0]);
+    return vae_err(err, "%s has %zu labels but %s has %zu images; pass the matching pair", o->labels,
+                   lab->dims[0], o->images, img->dims[0]);
   return 0;
 }
 
@@ -184,8 +190,8 @@ static int has_link(hid_t loc, const char *name) {
  * file's existing groups untouched (the unlinked datasets are freed when closed; their space stays
  * allocated in the file until h5repack). With --overwrite the old links are deleted just before the
  * new ones are made. */
-static int write_group(hid_t file, const import_opts *o, const vae_idx *img, const vae_idx *lab,
-                       int fresh, char *err) {
+static int write_group(hid_t file, const import_opts *o, const vae_idx *img, const vae_idx *lab, int fresh,
+                       char *err) {
   hid_t g = H5I_INVALID_HID, di = H5I_INVALID_HID, dl = H5I_INVALID_HID;
   int rc = -1;
   /* Refuse before writing anything. */
@@ -210,16 +216,17 @@ static int write_group(hid_t file, const import_opts *o, const vae_idx *img, con
       goto done;
     }
     if ((hi || hl) && !o->overwrite) {
-      vae_err(err, "%s: /%s/%s already exists; pass --overwrite to replace it, or choose another "
-                   "--group or --out", o->out, o->group, hi ? "images" : "labels");
+      vae_err(err,
+              "%s: /%s/%s already exists; pass --overwrite to replace it, or choose another "
+              "--group or --out",
+              o->out, o->group, hi ? "images" : "labels");
       goto done;
     }
   }
 
   hsize_t idims[4] = {img->dims[0], img->dims[1], img->dims[2], img->ndim == 4 ? img->dims[3] : 1};
   hsize_t ldims[1] = {lab->dims[0]};
-  if ((di = write_anon(file, img, idims, 4, o->chunk)) < 0 ||
-      (dl = write_anon(file, lab, ldims, 1, 0)) < 0) {
+  if ((di = write_anon(file, img, idims, 4, o->chunk)) < 0 || (dl = write_anon(file, lab, ldims, 1, 0)) < 0) {
     vae_err(err, "%s: cannot write the datasets (disk full or no permission?)", o->out);
     goto done;
   }
@@ -272,8 +279,7 @@ static int write_output(const import_opts *o, const vae_idx *img, const vae_idx 
     int w = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", o->out, (long)getpid());
     if (w < 0 || (size_t)w >= sizeof tmp) return vae_err(err, "--out path is too long: %s", o->out);
     file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0)
-      return vae_err(err, "cannot create %s (does the directory exist and is it writable?)", tmp);
+    if (file < 0) return vae_err(err, "cannot create %s (does the directory exist and is it writable?)", tmp);
   } else {
 #if H5_VERSION_GE(1, 12, 0)
     htri_t ok = H5Fis_accessible(o->out, H5P_DEFAULT);
@@ -281,12 +287,10 @@ static int write_output(const import_opts *o, const vae_idx *img, const vae_idx 
     htri_t ok = H5Fis_hdf5(o->out);
 #endif
     if (ok <= 0)
-      return vae_err(err, "%s exists and is not an HDF5 file; remove it or choose another --out",
-                     o->out);
+      return vae_err(err, "%s exists and is not an HDF5 file; remove it or choose another --out", o->out);
     file = H5Fopen(o->out, H5F_ACC_RDWR, H5P_DEFAULT);
     if (file < 0)
-      return vae_err(err, "cannot open %s for writing (permissions, or open in another program?)",
-                     o->out);
+      return vae_err(err, "cannot open %s for writing (permissions, or open in another program?)", o->out);
   }
   int rc = write_group(file, o, img, lab, fresh, err);
   if (H5Fclose(file) < 0 && rc == 0)
@@ -311,10 +315,11 @@ int vae_cmd_import_idx(int argc, char **argv) {
   int rc = load_inputs(&o, &img, &lab, err);
   if (rc == 0) rc = write_output(&o, &img, &lab, err);
   if (rc == 0) {
-    printf("import-idx: wrote %s: /%s/images uint8 (%zu, %zu, %zu, %zu), /%s/labels uint8 (%zu,)"
-           " from %s and %s\n",
-           o.out, o.group, img.dims[0], img.dims[1], img.dims[2],
-           img.ndim == 4 ? img.dims[3] : (size_t)1, o.group, lab.dims[0], o.images, o.labels);
+    printf(
+        "import-idx: wrote %s: /%s/images uint8 (%zu, %zu, %zu, %zu), /%s/labels uint8 (%zu,)"
+        " from %s and %s\n",
+        o.out, o.group, img.dims[0], img.dims[1], img.dims[2], img.ndim == 4 ? img.dims[3] : (size_t)1,
+        o.group, lab.dims[0], o.images, o.labels);
   } else {
     fprintf(stderr, "vae_mpi: error: %s\n", err);
   }

@@ -21,8 +21,7 @@ static const command commands[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: vae_mpi COMMAND [options]   (vae_mpi COMMAND --help for its options)\n\ncommands:\n");
-  for (size_t i = 0; commands[i].name; i++)
-    fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+  for (size_t i = 0; commands[i].name; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv) {

@@ -28,19 +28,23 @@ static int parse_opts(recon_opts *o, int argc, char **argv, char *err) {
   snprintf(o->dataset, sizeof o->dataset, "test/images");
   o->count = VAE_TRAIN_RECONS;
   const vae_flag flags[] = {
-      {"--checkpoint", VAE_FLAG_STRING, o->checkpoint, "FILE", "checkpoint to reconstruct with (required)", NULL},
+      {"--checkpoint", VAE_FLAG_STRING, o->checkpoint, "FILE", "checkpoint to reconstruct with (required)",
+       NULL},
       {"--data", VAE_FLAG_STRING, o->data, "FILE.h5", "HDF5 file with the images (required)", NULL},
       {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data", NULL},
-      {"--count", VAE_FLAG_INT, &o->count, "N", "the first N images; each row of originals has its reconstructions in the row below", NULL},
+      {"--count", VAE_FLAG_INT, &o->count, "N",
+       "the first N images; each row of originals has its reconstructions in the row below", NULL},
       {"--out", VAE_FLAG_STRING, o->out, "FILE.png", "PNG to write (required)", NULL},
   };
-  int rc = vae_cli_parse("vae_mpi reconstruct --checkpoint FILE --data FILE.h5 --out FILE.png [--count N]", flags,
-                         (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
+  int rc = vae_cli_parse("vae_mpi reconstruct --checkpoint FILE --data FILE.h5 --out FILE.png [--count N]",
+                         flags, (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
   if (rc != 0) return rc;
-  if (o->checkpoint[0] == '\0') return vae_err(err, "reconstruct needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
+  if (o->checkpoint[0] == '\0')
+    return vae_err(err, "reconstruct needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
   if (o->data[0] == '\0') return vae_err(err, "reconstruct needs --data FILE.h5 with the images");
   if (o->out[0] == '\0') return vae_err(err, "reconstruct needs --out FILE.png");
-  if (o->count < 1 || o->count > MAX_COUNT) return vae_err(err, "--count must be from 1 to %d, got %d", MAX_COUNT, o->count);
+  if (o->count < 1 || o->count > MAX_COUNT)
+    return vae_err(err, "--count must be from 1 to %d, got %d", MAX_COUNT, o->count);
   return 0;
 }
 
@@ -59,8 +63,10 @@ static int load_inputs(const recon_opts *o, size_t mem_limit, vae_config *cfg, f
   free(m);
   free(v);
   if ((size_t)cfg->in_h != info.h || (size_t)cfg->in_w != info.w || (size_t)cfg->in_c != info.c)
-    return vae_err(err, "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; use data of the shape it was trained on",
-                   o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info.h, info.w, info.c);
+    return vae_err(
+        err,
+        "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; use data of the shape it was trained on",
+        o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info.h, info.w, info.c);
   /* One rank reads the first o->count images (MPI_COMM_SELF), then checks the values it will show. */
   if (vae_data_read_first(&info, MPI_COMM_SELF, (size_t)o->count, s, err) < 0) return -1;
   return vae_shard_validate(s, cfg->decoder == VAE_DEC_BERNOULLI, err);

@@ -20,10 +20,12 @@ int vae_cmd_sample(int argc, char **argv) {
   int count = VAE_TRAIN_SAMPLES, seed_given = 0;
   uint64_t seed = 0;
   const vae_flag flags[] = {
-      {"--checkpoint", VAE_FLAG_STRING, ckpt, "FILE", "checkpoint whose decoder draws the samples (required)", NULL},
+      {"--checkpoint", VAE_FLAG_STRING, ckpt, "FILE", "checkpoint whose decoder draws the samples (required)",
+       NULL},
       {"--count", VAE_FLAG_INT, &count, "N", "samples, in a grid ceil(sqrt(N)) wide", NULL},
       {"--out", VAE_FLAG_STRING, out, "FILE.png", "PNG to write (required)", NULL},
-      {"--seed", VAE_FLAG_U64, &seed, "S", "seed of z (default: the checkpoint's; train's samples-epoch-E.png used it)", &seed_given},
+      {"--seed", VAE_FLAG_U64, &seed, "S",
+       "seed of z (default: the checkpoint's; train's samples-epoch-E.png used it)", &seed_given},
   };
   vae_h5_quiet();
   /* One BLAS thread, as each training rank: the same z gives the same bytes as train's grids. */
@@ -31,9 +33,11 @@ int vae_cmd_sample(int argc, char **argv) {
   int rc = vae_cli_parse("vae_mpi sample --checkpoint FILE --out FILE.png [--count N] [--seed S]", flags,
                          (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
   if (rc == 1) return 0;
-  if (rc == 0 && ckpt[0] == '\0') rc = vae_err(err, "sample needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
+  if (rc == 0 && ckpt[0] == '\0')
+    rc = vae_err(err, "sample needs --checkpoint FILE (a checkpoint.h5 written by vae_mpi train)");
   if (rc == 0 && out[0] == '\0') rc = vae_err(err, "sample needs --out FILE.png");
-  if (rc == 0 && (count < 1 || count > MAX_COUNT)) rc = vae_err(err, "--count must be from 1 to %d, got %d", MAX_COUNT, count);
+  if (rc == 0 && (count < 1 || count > MAX_COUNT))
+    rc = vae_err(err, "--count must be from 1 to %d, got %d", MAX_COUNT, count);
   if (rc < 0) vae_exit_error(err);
 
   vae_config cfg;

@@ -41,7 +41,7 @@ typedef struct {
   float *params, *grads, *m, *v; /* grads has room for the step's extras after n_params */
   vae_views pv, gv;
   vae_workspace *ws;
-  vae_ckpt_state st;             /* position and the epoch's running sums */
+  vae_ckpt_state st; /* position and the epoch's running sums */
   int lock_fd;
   int threads;
   vae_metrics metrics;
@@ -70,7 +70,8 @@ static int parse_fault_env(trainer *t, char *err) {
     p = end + 1;
   }
   if (!ok || n < 2 || *end != '\0' || v[2] < 1)
-    return vae_err(err, "VAE_FAULT_NONFINITE='%s' is not RANK:STEP[:COUNT] with RANK, STEP >= 0 and COUNT >= 1", s);
+    return vae_err(
+        err, "VAE_FAULT_NONFINITE='%s' is not RANK:STEP[:COUNT] with RANK, STEP >= 0 and COUNT >= 1", s);
   t->fault_rank = v[0];
   t->fault_step = v[1];
   t->fault_count = v[2];
@@ -86,8 +87,10 @@ static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, ch
   if (vae_train_opts_validate(o, err) < 0) return -1;
   if (o->data[0] == '\0') {
     if (access(DEFAULT_DATA, R_OK) != 0)
-      return vae_err(err, "no --data given and %s does not exist: run scripts/get-fashion-mnist.sh, or pass --data FILE.h5",
-                     DEFAULT_DATA);
+      return vae_err(
+          err,
+          "no --data given and %s does not exist: run scripts/get-fashion-mnist.sh, or pass --data FILE.h5",
+          DEFAULT_DATA);
     snprintf(o->data, sizeof o->data, "%s", DEFAULT_DATA);
   }
   if (vae_data_probe(o->data, o->dataset, "--dataset", &t->train_info, err) < 0) return -1;
@@ -95,8 +98,10 @@ static int setup_options(trainer *t, int argc, char **argv, size_t mem_limit, ch
   if (o->test_dataset[0] != '\0' && (o->test_dataset_given || vae_data_exists(o->data, o->test_dataset))) {
     if (vae_data_probe(o->data, o->test_dataset, "--test-dataset", &t->test_info, err) < 0) return -1;
     if (t->test_info.d != t->train_info.d)
-      return vae_err(err, "test dataset %s has %zu values per image but training dataset %s has %zu; pass a matching --test-dataset or --test-dataset ''",
-                     o->test_dataset, t->test_info.d, o->dataset, t->train_info.d);
+      return vae_err(
+          err,
+          "test dataset %s has %zu values per image but training dataset %s has %zu; pass a matching --test-dataset or --test-dataset ''",
+          o->test_dataset, t->test_info.d, o->dataset, t->train_info.d);
     t->has_test = 1;
   }
   o->model.in_h = (int)t->train_info.h;
@@ -122,7 +127,8 @@ static int load_resume(trainer *t, int *resumed, char *err) {
   float *p = NULL, *m = NULL, *v = NULL;
   vae_ckpt_state st;
   if (strcmp(o->resume, "auto") == 0) {
-    if (vae_checkpoint_load_latest(o->out, path, sizeof path, &ck, &p, &m, &v, &st, NULL, 0, err) < 0) return -1;
+    if (vae_checkpoint_load_latest(o->out, path, sizeof path, &ck, &p, &m, &v, &st, NULL, 0, err) < 0)
+      return -1;
     if (path[0] == '\0') {
       printf("resume: no checkpoint in %s, starting fresh\n", o->out);
       return 0;
@@ -134,10 +140,14 @@ static int load_resume(trainer *t, int *resumed, char *err) {
   int bad = vae_checkpoint_match(&ck, &o->model, err) < 0;
   if (!bad && st.has_data &&
       ((size_t)st.data_n != t->train_info.n || strcmp(st.data_dataset, o->dataset) != 0))
-    bad = vae_err(err, "checkpoint %s was trained on %s (%lld images of %s), this run reads %zu images of %s; resume with the same data or start a fresh --out",
-                  path, st.data_file, st.data_n, st.data_dataset, t->train_info.n, o->dataset) < 0;
+    bad =
+        vae_err(
+            err,
+            "checkpoint %s was trained on %s (%lld images of %s), this run reads %zu images of %s; resume with the same data or start a fresh --out",
+            path, st.data_file, st.data_n, st.data_dataset, t->train_info.n, o->dataset) < 0;
   if (!bad && (!m || !v))
-    bad = vae_err(err, "checkpoint %s has no optimizer state (model only); it cannot resume training", path) < 0;
+    bad = vae_err(err, "checkpoint %s has no optimizer state (model only); it cannot resume training", path) <
+          0;
   if (!bad) {
     memcpy(t->params, p, t->n_params * sizeof *p);
     memcpy(t->m, m, t->n_params * sizeof *m);
@@ -145,7 +155,8 @@ static int load_resume(trainer *t, int *resumed, char *err) {
     t->st = st;
     *resumed = 1;
     printf("resume: %s at epoch %ld, step %ld%s\n", path, st.epoch, st.step,
-           st.world_size != t->d.size ? " (trained at another number of ranks: the trajectory will differ)" : "");
+           st.world_size != t->d.size ? " (trained at another number of ranks: the trajectory will differ)"
+                                      : "");
   }
   free(p);
   free(m);
@@ -166,10 +177,13 @@ static void fill_state_identity(trainer *t) {
   snprintf(st->data_dataset, sizeof st->data_dataset, "%s", t->o.dataset);
   st->data_n = (long long)t->train_info.n;
   st->data_rank = t->train_info.ndims;
-  for (int i = 0; i < 4; i++) st->data_shape[i] = i < t->train_info.ndims ? (long long)t->train_info.dims[i] : 0;
+  for (int i = 0; i < 4; i++)
+    st->data_shape[i] = i < t->train_info.ndims ? (long long)t->train_info.dims[i] : 0;
   const vae_data_kind k = t->train_info.kind;
   snprintf(st->data_dtype, sizeof st->data_dtype, "%s",
-           k == VAE_DATA_UINT8 ? "uint8" : k == VAE_DATA_FLOAT32 ? "float32" : "float64");
+           k == VAE_DATA_UINT8     ? "uint8"
+           : k == VAE_DATA_FLOAT32 ? "float32"
+                                   : "float64");
 }
 
 /* Rank 0 writes OUT/checkpoint.h5 (and rotates --keep copies); every rank learns the outcome (a
@@ -183,8 +197,8 @@ static double save_checkpoint(trainer *t, int durable) {
   int failed = 0;
   if (t->d.rank == 0) {
     fill_state_identity(t);
-    failed = vae_checkpoint_write_deferred(t->o.out, t->st.step, t->o.keep, &t->o.model, t->params, t->m, t->v,
-                                           &t->st, err) < 0;
+    failed = vae_checkpoint_write_deferred(t->o.out, t->st.step, t->o.keep, &t->o.model, t->params, t->m,
+                                           t->v, &t->st, err) < 0;
     if (!failed && durable) failed = vae_checkpoint_settle(err) < 0;
   }
   vae_dist_check(&t->d, failed, err);
@@ -212,13 +226,17 @@ static double peak_rss_mib(void) {
 enum { X_RECON, X_KL, X_COUNT, X_STOP, X_RANKS };
 
 static float lr_at(const vae_train_opts *o, int world, long step) {
-  double scale = o->lr_scale == VAE_LR_SCALE_LINEAR ? world : o->lr_scale == VAE_LR_SCALE_SQRT ? sqrt(world) : 1.0;
-  double warm = o->lr_warmup_steps > 0 && step < o->lr_warmup_steps ? (double)(step + 1) / o->lr_warmup_steps : 1.0;
+  double scale = o->lr_scale == VAE_LR_SCALE_LINEAR ? world
+                 : o->lr_scale == VAE_LR_SCALE_SQRT ? sqrt(world)
+                                                    : 1.0;
+  double warm =
+      o->lr_warmup_steps > 0 && step < o->lr_warmup_steps ? (double)(step + 1) / o->lr_warmup_steps : 1.0;
   return (float)(o->lr * scale * warm);
 }
 
 static float kl_weight_at(const vae_train_opts *o, long step) {
-  if (o->kl_warmup_steps > 0 && step < o->kl_warmup_steps) return (float)(o->beta * (double)(step + 1) / o->kl_warmup_steps);
+  if (o->kl_warmup_steps > 0 && step < o->kl_warmup_steps)
+    return (float)(o->beta * (double)(step + 1) / o->kl_warmup_steps);
   return (float)o->beta;
 }
 
@@ -307,7 +325,8 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   vae_rng_permutation(perm, (uint32_t)t->train.count, o->seed, (uint32_t)t->d.rank, (uint64_t)t->st.epoch);
   for (long s = t->st.epoch_step; s < spe; s++) {
     size_t lo = (size_t)s * (size_t)B;
-    int n = lo >= t->train.count ? 0 : (int)(t->train.count - lo < (size_t)B ? t->train.count - lo : (size_t)B);
+    int n =
+        lo >= t->train.count ? 0 : (int)(t->train.count - lo < (size_t)B ? t->train.count - lo : (size_t)B);
     double t0 = now();
     step_result r = train_step(t, perm + (n > 0 ? lo : 0), n);
     t_train += now() - t0;
@@ -319,8 +338,10 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
       t->st.epoch_skipped++;
       if (++*consecutive_skips >= o->max_skips) {
         if (t->d.rank == 0)
-          fprintf(stderr, "vae_mpi: error: %d consecutive steps had a non-finite loss or gradient (last: step %ld); lower --lr, set --clip-grad-norm, or check the data\n",
-                  *consecutive_skips, t->st.step - 1);
+          fprintf(
+              stderr,
+              "vae_mpi: error: %d consecutive steps had a non-finite loss or gradient (last: step %ld); lower --lr, set --clip-grad-norm, or check the data\n",
+              *consecutive_skips, t->st.step - 1);
         return 1;
       }
     } else {
@@ -335,23 +356,27 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
                          r.kl_weight, r.grad_norm);
       if (t->st.epoch_count > 0)
         vae_metrics_progress(&t->metrics, t->st.epoch + 1, s + 1, spe, now() - t_epoch,
-                             t->st.epoch_recon_sum / t->st.epoch_count, t->st.epoch_kl_sum / t->st.epoch_count);
+                             t->st.epoch_recon_sum / t->st.epoch_count,
+                             t->st.epoch_kl_sum / t->st.epoch_count);
     }
     if (r.stop) {
       save_checkpoint(t, 1);
       if (t->d.rank == 0)
-        printf("\nvae_mpi: stopped by a signal at step %ld; checkpoint written to %s/checkpoint.h5 (exit status %d; continue with --resume auto)\n",
-               t->st.step, o->out, VAE_EXIT_PREEMPTED);
+        printf(
+            "\nvae_mpi: stopped by a signal at step %ld; checkpoint written to %s/checkpoint.h5 (exit status %d; continue with --resume auto)\n",
+            t->st.step, o->out, VAE_EXIT_PREEMPTED);
       return VAE_EXIT_PREEMPTED;
     }
     if (o->max_steps > 0 && t->st.step >= o->max_steps && s + 1 < spe) {
       save_checkpoint(t, 1);
       if (t->d.rank == 0)
-        printf("\nvae_mpi: stopped at --max-steps %ld (epoch %ld, step %ld of %ld); continue with --resume auto\n",
-               o->max_steps, t->st.epoch + 1, s + 1, spe);
+        printf(
+            "\nvae_mpi: stopped at --max-steps %ld (epoch %ld, step %ld of %ld); continue with --resume auto\n",
+            o->max_steps, t->st.epoch + 1, s + 1, spe);
       return VAE_STOPPED;
     }
-    if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe) save_checkpoint(t, 0);
+    if (o->checkpoint_every > 0 && t->st.step % o->checkpoint_every == 0 && s + 1 < spe)
+      save_checkpoint(t, 0);
   }
   vae_epoch_record rec = {0};
   rec.epoch = t->st.epoch + 1;
@@ -380,8 +405,10 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   /* Data parallelism keeps every rank's parameters bit-identical; check it once an epoch. */
   if (!vae_dist_same_bytes(t->params, t->n_params * sizeof *t->params)) {
     if (t->d.rank == 0)
-      fprintf(stderr, "vae_mpi: error: parameters differ between ranks after epoch %ld (an MPI or hardware fault); the last checkpoint is intact, rerun with --resume auto\n",
-              t->st.epoch + 1);
+      fprintf(
+          stderr,
+          "vae_mpi: error: parameters differ between ranks after epoch %ld (an MPI or hardware fault); the last checkpoint is intact, rerun with --resume auto\n",
+          t->st.epoch + 1);
     return 1;
   }
   if (!o->no_images && t->d.rank == 0)
@@ -403,28 +430,31 @@ static int run(trainer *t) {
   long spe = steps_per_epoch(t);
   uint32_t *perm = mallocCheck((t->train.count ? t->train.count : 1) * sizeof *perm);
   /* A checkpoint from another number of ranks: the same place in the epoch, proportionally. */
-  if (t->st.world_size > 0 && t->st.world_size != t->d.size && t->st.epoch_step > 0 && t->st.epoch_steps_total > 0)
+  if (t->st.world_size > 0 && t->st.world_size != t->d.size && t->st.epoch_step > 0 &&
+      t->st.epoch_steps_total > 0)
     t->st.epoch_step = t->st.epoch_step * spe / t->st.epoch_steps_total;
   if (t->d.rank == 0) {
     char desc[256];
     vae_describe(&o->model, desc, sizeof desc);
-    printf("vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank\n",
-           t->d.size, o->batch_size, o->batch_size * t->d.size, spe, desc, vae_decoder_name(o->model.decoder),
-           t->n_params, t->threads);
+    printf(
+        "vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank\n",
+        t->d.size, o->batch_size, o->batch_size * t->d.size, spe, desc, vae_decoder_name(o->model.decoder),
+        t->n_params, t->threads);
     fflush(stdout);
   }
   int consecutive_skips = 0, status = 0;
   double t_start = now();
   if (o->max_steps > 0 && t->st.step >= o->max_steps) {
-    if (t->d.rank == 0) printf("vae_mpi: already at step %ld >= --max-steps %ld; nothing to do\n", t->st.step, o->max_steps);
+    if (t->d.rank == 0)
+      printf("vae_mpi: already at step %ld >= --max-steps %ld; nothing to do\n", t->st.step, o->max_steps);
     status = VAE_STOPPED;
   }
   while (status == 0 && t->st.epoch < o->epochs) {
     status = run_epoch(t, perm, spe, &consecutive_skips, t_start);
     if (status == 0 && o->max_steps > 0 && t->st.step >= o->max_steps && t->st.epoch < o->epochs) {
       if (t->d.rank == 0)
-        printf("vae_mpi: stopped at --max-steps %ld (end of epoch %ld); continue with --resume auto\n", o->max_steps,
-               t->st.epoch);
+        printf("vae_mpi: stopped at --max-steps %ld (end of epoch %ld); continue with --resume auto\n",
+               o->max_steps, t->st.epoch);
       status = VAE_STOPPED;
     }
   }
@@ -460,8 +490,11 @@ int vae_cmd_train(int argc, char **argv) {
     char ck[VAE_PATH_LEN + 32];
     snprintf(ck, sizeof ck, "%s/checkpoint.h5", o->out);
     if (access(ck, F_OK) == 0)
-      rc = vae_err(err, "%s already holds a checkpoint: pass --resume auto to continue that run, or another --out for a new one",
-                   o->out) < 0;
+      rc =
+          vae_err(
+              err,
+              "%s already holds a checkpoint: pass --resume auto to continue that run, or another --out for a new one",
+              o->out) < 0;
   }
   vae_dist_check(&t->d, rc, err);
 
@@ -508,7 +541,8 @@ int vae_cmd_train(int argc, char **argv) {
 
   int status = t->st.epoch >= o->epochs ? 0 : run(t);
   if (t->d.rank == 0 && status == 0 && t->st.epoch >= o->epochs)
-    printf("vae_mpi train: done, %ld epochs, %ld steps; checkpoint %s/checkpoint.h5\n", t->st.epoch, t->st.step, o->out);
+    printf("vae_mpi train: done, %ld epochs, %ld steps; checkpoint %s/checkpoint.h5\n", t->st.epoch,
+           t->st.step, o->out);
 
   if (t->d.rank == 0) vae_metrics_close(&t->metrics);
   vae_workspace_free(t->ws);

@@ -47,7 +47,8 @@ int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
     errno = 0;
     long v = strtol(p, &end, 10);
     if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || v < 1 || v > 65536)
-      return vae_err(err, "--hidden expects comma-separated widths from 1 to 65536 (e.g. 400 or 512,256), got '%s'", s);
+      return vae_err(
+          err, "--hidden expects comma-separated widths from 1 to 65536 (e.g. 400 or 512,256), got '%s'", s);
     if (n == VAE_MAX_HIDDEN)
       return vae_err(err, "--hidden takes at most %d widths, got '%s'", VAE_MAX_HIDDEN, s);
     c->hidden[n++] = (int)v;
@@ -63,10 +64,14 @@ const char *vae_lr_scale_name(vae_lr_scale s) {
 }
 
 int vae_lr_scale_parse(const char *s, vae_lr_scale *out) {
-  if (strcmp(s, "none") == 0) *out = VAE_LR_SCALE_NONE;
-  else if (strcmp(s, "linear") == 0) *out = VAE_LR_SCALE_LINEAR;
-  else if (strcmp(s, "sqrt") == 0) *out = VAE_LR_SCALE_SQRT;
-  else return -1;
+  if (strcmp(s, "none") == 0)
+    *out = VAE_LR_SCALE_NONE;
+  else if (strcmp(s, "linear") == 0)
+    *out = VAE_LR_SCALE_LINEAR;
+  else if (strcmp(s, "sqrt") == 0)
+    *out = VAE_LR_SCALE_SQRT;
+  else
+    return -1;
   return 0;
 }
 
@@ -75,7 +80,8 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
   double d = 0;
   switch (f->type) {
     case VAE_FLAG_STRING:
-      if (strlen(val) >= VAE_PATH_LEN) return vae_err(err, "%s value is longer than %d bytes", f->name, VAE_PATH_LEN - 1);
+      if (strlen(val) >= VAE_PATH_LEN)
+        return vae_err(err, "%s value is longer than %d bytes", f->name, VAE_PATH_LEN - 1);
       snprintf((char *)f->ptr, VAE_PATH_LEN, "%s", val);
       return 0;
     case VAE_FLAG_INT:
@@ -90,7 +96,8 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
     case VAE_FLAG_U64: {
       char *end = NULL;
       errno = 0;
-      if (val[0] == '-') return vae_err(err, "%s expects a non-negative whole number, got '%s'", f->name, val);
+      if (val[0] == '-')
+        return vae_err(err, "%s expects a non-negative whole number, got '%s'", f->name, val);
       unsigned long long u = strtoull(val, &end, 10);
       if (end == val || *end != '\0' || errno == ERANGE)
         return vae_err(err, "%s expects a non-negative whole number, got '%s'", f->name, val);
@@ -105,8 +112,7 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
       if (parse_double(f->name, val, &d, err)) return -1;
       *(float *)f->ptr = (float)d;
       return 0;
-    case VAE_FLAG_HIDDEN:
-      return vae_cli_parse_hidden(val, (vae_config *)f->ptr, err);
+    case VAE_FLAG_HIDDEN: return vae_cli_parse_hidden(val, (vae_config *)f->ptr, err);
     case VAE_FLAG_DECODER:
       if (vae_decoder_parse(val, (vae_decoder *)f->ptr) < 0)
         return vae_err(err, "--decoder must be bernoulli, gaussian or gaussian-learned, got '%s'", val);
@@ -115,9 +121,7 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
       if (vae_lr_scale_parse(val, (vae_lr_scale *)f->ptr) < 0)
         return vae_err(err, "--lr-scale must be none, linear or sqrt, got '%s'", val);
       return 0;
-    case VAE_FLAG_BOOL:
-      *(int *)f->ptr = 1;
-      return 0;
+    case VAE_FLAG_BOOL: *(int *)f->ptr = 1; return 0;
   }
   return vae_err(err, "internal: unknown flag type for %s", f->name);
 }
@@ -222,35 +226,56 @@ void vae_train_opts_default(vae_train_opts *o) {
 
 int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
   const vae_flag flags[] = {
-      {"--data", VAE_FLAG_STRING, o->data, "FILE.h5", "HDF5 training data (default: datasets/fashion-mnist.h5)", NULL},
-      {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data with the training images", NULL},
-      {"--test-dataset", VAE_FLAG_STRING, o->test_dataset, "PATH", "test images for the per-epoch test ELBO; '' for none (used when present)", &o->test_dataset_given},
+      {"--data", VAE_FLAG_STRING, o->data, "FILE.h5",
+       "HDF5 training data (default: datasets/fashion-mnist.h5)", NULL},
+      {"--dataset", VAE_FLAG_STRING, o->dataset, "PATH", "dataset inside --data with the training images",
+       NULL},
+      {"--test-dataset", VAE_FLAG_STRING, o->test_dataset, "PATH",
+       "test images for the per-epoch test ELBO; '' for none (used when present)", &o->test_dataset_given},
       {"--out", VAE_FLAG_STRING, o->out, "DIR", "output folder: metrics.jsonl, checkpoints, images", NULL},
-      {"--resume", VAE_FLAG_STRING, o->resume, "auto|PATH", "continue from the newest valid checkpoint in --out, or from PATH", NULL},
-      {"--epochs", VAE_FLAG_LONG, &o->epochs, "N", "epochs to train in total (a resumed run counts those done)", NULL},
-      {"--max-steps", VAE_FLAG_LONG, &o->max_steps, "N", "stop after global step N with a checkpoint (0 = run all epochs)", NULL},
-      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B", "images per rank per step (global batch = B x ranks)", NULL},
+      {"--resume", VAE_FLAG_STRING, o->resume, "auto|PATH",
+       "continue from the newest valid checkpoint in --out, or from PATH", NULL},
+      {"--epochs", VAE_FLAG_LONG, &o->epochs, "N",
+       "epochs to train in total (a resumed run counts those done)", NULL},
+      {"--max-steps", VAE_FLAG_LONG, &o->max_steps, "N",
+       "stop after global step N with a checkpoint (0 = run all epochs)", NULL},
+      {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B",
+       "images per rank per step (global batch = B x ranks)", NULL},
       {"--lr", VAE_FLAG_DOUBLE, &o->lr, "RATE", "Adam learning rate (before --lr-scale)", NULL},
       {"--beta1", VAE_FLAG_DOUBLE, &o->beta1, "B1", "Adam beta1", NULL},
       {"--beta2", VAE_FLAG_DOUBLE, &o->beta2, "B2", "Adam beta2", NULL},
       {"--adam-eps", VAE_FLAG_DOUBLE, &o->adam_eps, "EPS", "Adam epsilon", NULL},
-      {"--lr-warmup-steps", VAE_FLAG_LONG, &o->lr_warmup_steps, "N", "linear learning-rate warm-up over N steps", NULL},
-      {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, "none|linear|sqrt", "scale --lr with the number of ranks (Horovod)", NULL},
-      {"--kl-warmup-steps", VAE_FLAG_LONG, &o->kl_warmup_steps, "N", "anneal the KL weight from 0 to --beta over N steps", NULL},
-      {"--beta", VAE_FLAG_DOUBLE, &o->beta, "W", "weight of the KL term (beta-VAE; the reported ELBO always uses 1)", NULL},
-      {"--clip-grad-norm", VAE_FLAG_DOUBLE, &o->clip_grad_norm, "MAX", "clip the global gradient norm (0 = off)", NULL},
+      {"--lr-warmup-steps", VAE_FLAG_LONG, &o->lr_warmup_steps, "N",
+       "linear learning-rate warm-up over N steps", NULL},
+      {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, "none|linear|sqrt",
+       "scale --lr with the number of ranks (Horovod)", NULL},
+      {"--kl-warmup-steps", VAE_FLAG_LONG, &o->kl_warmup_steps, "N",
+       "anneal the KL weight from 0 to --beta over N steps", NULL},
+      {"--beta", VAE_FLAG_DOUBLE, &o->beta, "W",
+       "weight of the KL term (beta-VAE; the reported ELBO always uses 1)", NULL},
+      {"--clip-grad-norm", VAE_FLAG_DOUBLE, &o->clip_grad_norm, "MAX",
+       "clip the global gradient norm (0 = off)", NULL},
       {"--seed", VAE_FLAG_U64, &o->seed, "S", "seed of initialisation, shuffles and noise", NULL},
-      {"--hidden", VAE_FLAG_HIDDEN, &o->model, "W[,W...]", "hidden layer widths of the encoder (decoder reversed)", NULL},
+      {"--hidden", VAE_FLAG_HIDDEN, &o->model, "W[,W...]",
+       "hidden layer widths of the encoder (decoder reversed)", NULL},
       {"--latent", VAE_FLAG_INT, &o->model.latent, "L", "latent dimensions", NULL},
-      {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", "bernoulli, gaussian or gaussian-learned", NULL},
-      {"--sigma", VAE_FLAG_FLOAT, &o->model.sigma, "S", "fixed standard deviation of the gaussian decoder", NULL},
-      {"--logvar-min", VAE_FLAG_FLOAT, &o->model.logvar_min, "LV", "soft floor of gaussian-learned's log-variance", NULL},
-      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)", NULL},
-      {"--log-every", VAE_FLAG_LONG, &o->log_every, "N", "write a per-step record to metrics.jsonl every N steps (0 = off)", NULL},
-      {"--checkpoint-every", VAE_FLAG_LONG, &o->checkpoint_every, "N", "also checkpoint every N steps (0 = epoch ends only)", NULL},
+      {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", "bernoulli, gaussian or gaussian-learned",
+       NULL},
+      {"--sigma", VAE_FLAG_FLOAT, &o->model.sigma, "S", "fixed standard deviation of the gaussian decoder",
+       NULL},
+      {"--logvar-min", VAE_FLAG_FLOAT, &o->model.logvar_min, "LV",
+       "soft floor of gaussian-learned's log-variance", NULL},
+      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)",
+       NULL},
+      {"--log-every", VAE_FLAG_LONG, &o->log_every, "N",
+       "write a per-step record to metrics.jsonl every N steps (0 = off)", NULL},
+      {"--checkpoint-every", VAE_FLAG_LONG, &o->checkpoint_every, "N",
+       "also checkpoint every N steps (0 = epoch ends only)", NULL},
       {"--keep", VAE_FLAG_INT, &o->keep, "K", "keep the last K checkpoints as checkpoint-<step>.h5", NULL},
-      {"--max-skips", VAE_FLAG_INT, &o->max_skips, "K", "stop after K consecutive steps with non-finite loss or gradient", NULL},
-      {"--no-images", VAE_FLAG_BOOL, &o->no_images, NULL, "do not write sample and reconstruction PNGs each epoch", NULL},
+      {"--max-skips", VAE_FLAG_INT, &o->max_skips, "K",
+       "stop after K consecutive steps with non-finite loss or gradient", NULL},
+      {"--no-images", VAE_FLAG_BOOL, &o->no_images, NULL,
+       "do not write sample and reconstruction PNGs each epoch", NULL},
   };
   return vae_cli_parse("vae_mpi train [--data FILE.h5] [--out DIR] [options]", flags,
                        (int)(sizeof flags / sizeof flags[0]), argc, argv, err);
@@ -265,18 +290,25 @@ int vae_train_opts_validate(const vae_train_opts *o, char *err) {
   if (!(o->beta1 >= 0 && o->beta1 < 1)) return vae_err(err, "--beta1 must be in [0, 1), got %g", o->beta1);
   if (!(o->beta2 >= 0 && o->beta2 < 1)) return vae_err(err, "--beta2 must be in [0, 1), got %g", o->beta2);
   if (!(o->adam_eps > 0)) return vae_err(err, "--adam-eps must be positive, got %g", o->adam_eps);
-  if (o->lr_warmup_steps < 0) return vae_err(err, "--lr-warmup-steps must be 0 or more, got %ld", o->lr_warmup_steps);
-  if (o->kl_warmup_steps < 0) return vae_err(err, "--kl-warmup-steps must be 0 or more, got %ld", o->kl_warmup_steps);
+  if (o->lr_warmup_steps < 0)
+    return vae_err(err, "--lr-warmup-steps must be 0 or more, got %ld", o->lr_warmup_steps);
+  if (o->kl_warmup_steps < 0)
+    return vae_err(err, "--kl-warmup-steps must be 0 or more, got %ld", o->kl_warmup_steps);
   if (!(o->beta >= 0)) return vae_err(err, "--beta must be 0 or more, got %g", o->beta);
-  if (!(o->clip_grad_norm >= 0)) return vae_err(err, "--clip-grad-norm must be 0 (off) or positive, got %g", o->clip_grad_norm);
-  if (o->threads < 0 || o->threads > 1024) return vae_err(err, "--threads must be from 0 (automatic) to 1024, got %d", o->threads);
+  if (!(o->clip_grad_norm >= 0))
+    return vae_err(err, "--clip-grad-norm must be 0 (off) or positive, got %g", o->clip_grad_norm);
+  if (o->threads < 0 || o->threads > 1024)
+    return vae_err(err, "--threads must be from 0 (automatic) to 1024, got %d", o->threads);
   if (o->log_every < 0) return vae_err(err, "--log-every must be 0 (off) or positive, got %ld", o->log_every);
-  if (o->checkpoint_every < 0) return vae_err(err, "--checkpoint-every must be 0 (off) or positive, got %ld", o->checkpoint_every);
-  if (o->keep < 0 || o->keep > 100000) return vae_err(err, "--keep must be from 0 to 100000, got %d", o->keep);
+  if (o->checkpoint_every < 0)
+    return vae_err(err, "--checkpoint-every must be 0 (off) or positive, got %ld", o->checkpoint_every);
+  if (o->keep < 0 || o->keep > 100000)
+    return vae_err(err, "--keep must be from 0 to 100000, got %d", o->keep);
   if (o->max_skips < 1) return vae_err(err, "--max-skips must be at least 1, got %d", o->max_skips);
   if (o->out[0] == '\0') return vae_err(err, "--out must name a folder");
   if (o->dataset[0] == '\0') return vae_err(err, "--dataset must name a dataset inside --data");
-  if (o->model.latent < 1 || o->model.latent > 65536) return vae_err(err, "--latent must be from 1 to 65536, got %d", o->model.latent);
+  if (o->model.latent < 1 || o->model.latent > 65536)
+    return vae_err(err, "--latent must be from 1 to 65536, got %d", o->model.latent);
   if (!(o->model.sigma > 0)) return vae_err(err, "--sigma must be positive, got %g", (double)o->model.sigma);
   return 0;
 }

@@ -4,9 +4,9 @@
 #include "dist.h"
 
 #include <limits.h>
+#include <mpi.h>
 #include <sched.h>
 #include <stdint.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -74,10 +74,10 @@ void vae_h5_quiet(void) {
 }
 
 int vae_h5_type_is_standard(hid_t type) {
-  const hid_t std[] = {H5T_STD_U8LE,   H5T_STD_U8BE,   H5T_STD_I8LE,   H5T_STD_I8BE,   H5T_STD_U16LE,
-                       H5T_STD_U16BE,  H5T_STD_I16LE,  H5T_STD_I16BE,  H5T_STD_U32LE,  H5T_STD_U32BE,
-                       H5T_STD_I32LE,  H5T_STD_I32BE,  H5T_STD_U64LE,  H5T_STD_U64BE,  H5T_STD_I64LE,
-                       H5T_STD_I64BE,  H5T_IEEE_F32LE, H5T_IEEE_F32BE, H5T_IEEE_F64LE, H5T_IEEE_F64BE};
+  const hid_t std[] = {H5T_STD_U8LE,  H5T_STD_U8BE,   H5T_STD_I8LE,   H5T_STD_I8BE,   H5T_STD_U16LE,
+                       H5T_STD_U16BE, H5T_STD_I16LE,  H5T_STD_I16BE,  H5T_STD_U32LE,  H5T_STD_U32BE,
+                       H5T_STD_I32LE, H5T_STD_I32BE,  H5T_STD_U64LE,  H5T_STD_U64BE,  H5T_STD_I64LE,
+                       H5T_STD_I64BE, H5T_IEEE_F32LE, H5T_IEEE_F32BE, H5T_IEEE_F64LE, H5T_IEEE_F64BE};
   for (size_t i = 0; i < sizeof std / sizeof std[0]; i++)
     if (H5Tequal(type, std[i]) > 0) return 1;
   return 0;

@@ -89,14 +89,15 @@ void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
              r->test_kl, -(r->test_recon + r->test_kl));
   else
     snprintf(test, sizeof test, "\"test_recon\":null,\"test_kl\":null,\"test_elbo\":null,");
-  snprintf(json, sizeof json,
-           "{\"type\":\"epoch\",\"epoch\":%ld,\"step\":%ld,\"train_recon\":%.10g,\"train_kl\":%.10g,"
-           "\"train_elbo\":%.10g,%s\"samples_per_s\":%.1f,\"seconds\":%.3f,\"elapsed\":%.3f,\"lr\":%.6g,"
-           "\"skipped_steps\":%ld,\"train_seconds\":%.4f,\"allreduce_seconds\":%.4f,\"checkpoint_seconds\":%.4f,"
-           "\"peak_rss_mib\":%.1f}",
-           r->epoch, r->step, r->train_recon, r->train_kl, -(r->train_recon + r->train_kl), test,
-           r->samples_per_s, r->seconds, r->elapsed, r->lr, r->skipped, r->train_seconds, r->allreduce_seconds,
-           r->checkpoint_seconds, r->peak_rss_mib);
+  snprintf(
+      json, sizeof json,
+      "{\"type\":\"epoch\",\"epoch\":%ld,\"step\":%ld,\"train_recon\":%.10g,\"train_kl\":%.10g,"
+      "\"train_elbo\":%.10g,%s\"samples_per_s\":%.1f,\"seconds\":%.3f,\"elapsed\":%.3f,\"lr\":%.6g,"
+      "\"skipped_steps\":%ld,\"train_seconds\":%.4f,\"allreduce_seconds\":%.4f,\"checkpoint_seconds\":%.4f,"
+      "\"peak_rss_mib\":%.1f}",
+      r->epoch, r->step, r->train_recon, r->train_kl, -(r->train_recon + r->train_kl), test, r->samples_per_s,
+      r->seconds, r->elapsed, r->lr, r->skipped, r->train_seconds, r->allreduce_seconds,
+      r->checkpoint_seconds, r->peak_rss_mib);
   vae_metrics_write_json(m, json);
   clear_progress(m);
   printf("epoch %3ld  step %7ld  train recon %8.3f kl %7.3f elbo %9.3f", r->epoch, r->step, r->train_recon,

@@ -13,7 +13,8 @@
 
 int vae_mkdir_p(const char *dir, char *err) {
   char path[4096];
-  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return vae_err(err, "--out path is too long");
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return vae_err(err, "--out path is too long");
   for (char *p = path + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';
@@ -43,10 +44,12 @@ int vae_outdir_lock(const char *dir, char *err) {
     long pid = fcntl(fd, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : -1;
     close(fd);
     if (pid > 0)
-      return vae_err(err, "another vae_mpi job (pid %ld) is training in %s; wait for it to end or pass another --out",
-                     pid, dir);
-    return vae_err(err, "another vae_mpi job is training in %s (%s is locked); wait for it to end or pass another --out",
-                   dir, path);
+      return vae_err(
+          err, "another vae_mpi job (pid %ld) is training in %s; wait for it to end or pass another --out",
+          pid, dir);
+    return vae_err(
+        err, "another vae_mpi job is training in %s (%s is locked); wait for it to end or pass another --out",
+        dir, path);
   }
   return fd;
 }

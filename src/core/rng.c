@@ -24,16 +24,19 @@ void vae_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4
     k0 += PHILOX_W0;
     k1 += PHILOX_W1;
   }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
 }
 
 /* Block `block` of the stream: the counter carries (block, rank, step), the purpose goes in the
  * top byte of the last word so different uses never share a counter. */
-static void stream_block(uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
-                         uint64_t block, uint32_t out[4]) {
-  uint32_t ctr[4] = {(uint32_t)block, rank, (uint32_t)step,
-                     ((uint32_t)(step >> 32) & 0x00FFFFFFu) ^ (purpose << 24) ^
-                         ((uint32_t)(block >> 32) << 12)};
+static void stream_block(uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step, uint64_t block,
+                         uint32_t out[4]) {
+  uint32_t ctr[4] = {
+      (uint32_t)block, rank, (uint32_t)step,
+      ((uint32_t)(step >> 32) & 0x00FFFFFFu) ^ (purpose << 24) ^ ((uint32_t)(block >> 32) << 12)};
   uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
   vae_philox4x32(ctr, key, out);
 }
@@ -43,8 +46,8 @@ static inline double u32_to_open01(uint32_t u) {
   return ((double)u + 1.0) * (1.0 / 4294967296.0);
 }
 
-void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
-                     uint64_t step, uint64_t first) {
+void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
+                     uint64_t first) {
   uint32_t r[4];
   for (size_t i = 0; i < n; i++) {
     uint64_t idx = first + i;
@@ -54,8 +57,8 @@ void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint
   }
 }
 
-void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
-                    uint64_t step, uint64_t first) {
+void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
+                    uint64_t first) {
   uint32_t r[4];
   const double two_pi = 6.283185307179586476925286766559;
   for (size_t i = 0; i < n; i += 2) {

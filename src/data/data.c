@@ -39,9 +39,9 @@ static void data_lib_init(void) {
 }
 
 /* Link-access callback: any external link met while opening is refused. */
-static herr_t deny_external_link(const char *parent_file, const char *parent_group,
-                                 const char *child_file, const char *child_object,
-                                 unsigned *acc_flags, hid_t fapl_id, void *op_data) {
+static herr_t deny_external_link(const char *parent_file, const char *parent_group, const char *child_file,
+                                 const char *child_object, unsigned *acc_flags, hid_t fapl_id,
+                                 void *op_data) {
   return -1;
 }
 
@@ -63,8 +63,7 @@ static void format_shape(const hsize_t *dims, int nd, char *buf, size_t n) {
   size_t used = 0;
   used += (size_t)snprintf(buf, n, "(");
   for (int i = 0; i < nd && used < n; i++)
-    used += (size_t)snprintf(buf + used, n - used, "%s%llu", i ? ", " : "",
-                             (unsigned long long)dims[i]);
+    used += (size_t)snprintf(buf + used, n - used, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
   if (used < n) snprintf(buf + used, n - used, ")");
 }
 
@@ -82,8 +81,7 @@ static void list_group(hid_t file, const char *gpath, char *buf, size_t n) {
         break;
       }
       char name[256];
-      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
-                             H5P_DEFAULT) < 0)
+      if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0)
         break;
       used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", name);
     }
@@ -152,13 +150,16 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, cons
       return vae_err(err, "dataset path '%.64s...' is too long", dataset);
     if (H5Lexists(file, cand, H5P_DEFAULT) <= 0) {
       if (hops > 0)
-        return vae_err(err, "dataset '%s' not found in %s: the soft link '%s' points to '%s', "
+        return vae_err(err,
+                       "dataset '%s' not found in %s: the soft link '%s' points to '%s', "
                        "and '%s' does not exist; name an existing dataset with %s",
                        dataset, fname, last_link, last_target, cand, flag);
       char names[512];
       list_group(file, cur, names, sizeof names);
-      return vae_err(err, "dataset '%s' not found in %s (%s contains: %s); name an existing "
-                     "dataset with %s", dataset, fname, cur[0] ? cur : "the top level", names, flag);
+      return vae_err(err,
+                     "dataset '%s' not found in %s (%s contains: %s); name an existing "
+                     "dataset with %s",
+                     dataset, fname, cur[0] ? cur : "the top level", names, flag);
     }
     H5L_info_t li;
     if (H5Lget_info(file, cand, &li, H5P_DEFAULT) < 0)
@@ -167,8 +168,8 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, cons
       memcpy(cur, cand, sizeof cur);
     } else if (li.type == H5L_TYPE_SOFT) {
       if (++hops > MAX_SOFT_HOPS)
-        return vae_err(err, "dataset '%s' in %s: more than %d soft links to follow (a loop?)",
-                       dataset, fname, MAX_SOFT_HOPS);
+        return vae_err(err, "dataset '%s' in %s: more than %d soft links to follow (a loop?)", dataset, fname,
+                       MAX_SOFT_HOPS);
       char target[VAE_PATH_LEN];
       if (li.u.val_size == 0 || li.u.val_size > sizeof target ||
           H5Lget_val(file, cand, target, sizeof target, H5P_DEFAULT) < 0)
@@ -187,16 +188,19 @@ static int resolve_path(hid_t file, const char *fname, const char *dataset, cons
       unsigned flags = 0;
       if (li.u.val_size <= sizeof val && H5Lget_val(file, cand, val, sizeof val, H5P_DEFAULT) >= 0)
         H5Lunpack_elink_val(val, li.u.val_size, &flags, &efile, &eobj);
-      return vae_err(err, "'%s' in %s is an external link to file '%s', object '%s'; vae_mpi "
+      return vae_err(err,
+                     "'%s' in %s is an external link to file '%s', object '%s'; vae_mpi "
                      "reads data only from the file it is given: pass that file and dataset with "
-                     "--data and %s, or copy the data in", cand, fname, efile, eobj, flag);
+                     "--data and %s, or copy the data in",
+                     cand, fname, efile, eobj, flag);
     } else {
-      return vae_err(err, "'%s' in %s is a user-defined link (type %d), which vae_mpi does not "
-                     "follow; name the dataset itself", cand, fname, (int)li.type);
+      return vae_err(err,
+                     "'%s' in %s is a user-defined link (type %d), which vae_mpi does not "
+                     "follow; name the dataset itself",
+                     cand, fname, (int)li.type);
     }
   }
-  if (!cur[0])
-    return vae_err(err, "'%s' names the root group of %s, not a dataset", dataset, fname);
+  if (!cur[0]) return vae_err(err, "'%s' names the root group of %s, not a dataset", dataset, fname);
   memcpy(out, cur, VAE_PATH_LEN);
   return 0;
 }
@@ -221,13 +225,13 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
     case H5D_CHUNKED: snprintf(info->layout, sizeof info->layout, "chunked"); break;
     case H5D_COMPACT: snprintf(info->layout, sizeof info->layout, "compact"); break;
     case H5D_VIRTUAL:
-      vae_err(err, "%s:%s is a virtual dataset (its data is mapped from other datasets or files); "
+      vae_err(err,
+              "%s:%s is a virtual dataset (its data is mapped from other datasets or files); "
               "vae_mpi reads data stored in the dataset itself: copy it into a regular dataset "
-              "(e.g. h5py: f['new'] = f['%s'][...])", f, ds, ds);
+              "(e.g. h5py: f['new'] = f['%s'][...])",
+              f, ds, ds);
       goto done;
-    default:
-      vae_err(err, "%s:%s has an unknown storage layout (%d)", f, ds, (int)layout);
-      goto done;
+    default: vae_err(err, "%s:%s has an unknown storage layout (%d)", f, ds, (int)layout); goto done;
   }
   int n_ext = H5Pget_external_count(dcpl);
   if (n_ext != 0) {
@@ -235,9 +239,11 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
     off_t eoff;
     hsize_t esize;
     if (n_ext > 0) H5Pget_external(dcpl, 0, sizeof name, name, &eoff, &esize);
-    vae_err(err, "%s:%s keeps its data in %d external file(s) (first: '%s'), outside the HDF5 "
+    vae_err(err,
+            "%s:%s keeps its data in %d external file(s) (first: '%s'), outside the HDF5 "
             "file; vae_mpi reads only data stored inside the file: copy it into a regular "
-            "dataset (e.g. h5py: f['new'] = f['%s'][...])", f, ds, n_ext, name, ds);
+            "dataset (e.g. h5py: f['new'] = f['%s'][...])",
+            f, ds, n_ext, name, ds);
     goto done;
   }
 
@@ -250,8 +256,7 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
     unsigned flags = 0, config = 0;
     size_t ncd = 0;
     char name[64] = "";
-    H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, NULL, sizeof name, name,
-                                     &config);
+    H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)i, &flags, &ncd, NULL, sizeof name, name, &config);
     if (id < 0) {
       vae_err(err, "cannot read filter %d of %s:%s (damaged file?)", i, f, ds);
       goto done;
@@ -259,15 +264,16 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
     unsigned zinfo = 0;
     if (H5Zfilter_avail(id) <= 0 || H5Zget_filter_info(id, &zinfo) < 0 ||
         !(zinfo & H5Z_FILTER_CONFIG_DECODE_ENABLED)) {
-      vae_err(err, "%s:%s is compressed with HDF5 filter %d ('%s'), which this HDF5 library "
+      vae_err(err,
+              "%s:%s is compressed with HDF5 filter %d ('%s'), which this HDF5 library "
               "cannot decode (filter plugins are not loaded for input files); rewrite it with "
-              "gzip or without compression, e.g. h5repack -f GZIP=4 %s out.h5", f, ds, (int)id,
-              name[0] ? name : "unnamed", f);
+              "gzip or without compression, e.g. h5repack -f GZIP=4 %s out.h5",
+              f, ds, (int)id, name[0] ? name : "unnamed", f);
       goto done;
     }
     if (used < sizeof info->filters)
-      used += (size_t)snprintf(info->filters + used, sizeof info->filters - used, "%s%s(%d)",
-                               i ? ", " : "", name[0] ? name : "filter", (int)id);
+      used += (size_t)snprintf(info->filters + used, sizeof info->filters - used, "%s%s(%d)", i ? ", " : "",
+                               name[0] ? name : "filter", (int)id);
   }
 
   /* Element type: uint8 or a 32/64-bit float. */
@@ -281,44 +287,53 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
   if (cls == H5T_INTEGER) {
     H5T_sign_t sign = H5Tget_sign(type);
     if (tsize != 1 || sign != H5T_SGN_NONE) {
-      vae_err(err, "%s:%s holds %zu-bit %s integers; vae_mpi reads uint8 (0..255, scaled to "
+      vae_err(err,
+              "%s:%s holds %zu-bit %s integers; vae_mpi reads uint8 (0..255, scaled to "
               "[0, 1]) or float32/float64: convert it, e.g. numpy .astype('uint8') when the "
-              "values are 0..255, else .astype('float32')", f, ds, tsize * 8,
-              sign == H5T_SGN_NONE ? "unsigned" : "signed");
+              "values are 0..255, else .astype('float32')",
+              f, ds, tsize * 8, sign == H5T_SGN_NONE ? "unsigned" : "signed");
       goto done;
     }
     info->kind = VAE_DATA_UINT8;
     info->elem_bytes = 1;
   } else if (cls == H5T_FLOAT) {
     if (tsize != 4 && tsize != 8) {
-      vae_err(err, "%s:%s holds %zu-bit floats; vae_mpi reads float32 or float64: convert it, "
-              "e.g. numpy .astype('float32')", f, ds, tsize * 8);
+      vae_err(err,
+              "%s:%s holds %zu-bit floats; vae_mpi reads float32 or float64: convert it, "
+              "e.g. numpy .astype('float32')",
+              f, ds, tsize * 8);
       goto done;
     }
     info->kind = tsize == 4 ? VAE_DATA_FLOAT32 : VAE_DATA_FLOAT64;
     info->elem_bytes = 4;
   } else {
-    vae_err(err, "%s:%s holds %s values, not numbers; vae_mpi reads images stored as uint8 or "
-            "float32/float64 arrays", f, ds, type_class_name(cls));
+    vae_err(err,
+            "%s:%s holds %s values, not numbers; vae_mpi reads images stored as uint8 or "
+            "float32/float64 arrays",
+            f, ds, type_class_name(cls));
     goto done;
   }
   if (!vae_h5_type_is_standard(type)) {
-    vae_err(err, "%s:%s has a malformed numeric type (its precision, offset or fields do not fit its "
-            "%zu bytes; damaged file?)", f, ds, tsize);
+    vae_err(err,
+            "%s:%s has a malformed numeric type (its precision, offset or fields do not fit its "
+            "%zu bytes; damaged file?)",
+            f, ds, tsize);
     goto done;
   }
 
   /* Shape: (N, D), (N, H, W) or (N, H, W, C), nothing empty, sizes that fit. */
   space = H5Dget_space(dset);
-  int nd = space >= 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE
-               ? H5Sget_simple_extent_ndims(space) : 0;
+  int nd =
+      space >= 0 && H5Sget_simple_extent_type(space) == H5S_SIMPLE ? H5Sget_simple_extent_ndims(space) : 0;
   hsize_t dims[H5S_MAX_RANK];
   char shape[160] = "()";
   if (nd > 0 && H5Sget_simple_extent_dims(space, dims, NULL) == nd)
     format_shape(dims, nd, shape, sizeof shape);
   if (nd < 2 || nd > 4) {
-    vae_err(err, "%s:%s has %d dimension(s), shape %s; expected (N, D), (N, H, W) or "
-            "(N, H, W, C) with one image per row", f, ds, nd, shape);
+    vae_err(err,
+            "%s:%s has %d dimension(s), shape %s; expected (N, D), (N, H, W) or "
+            "(N, H, W, C) with one image per row",
+            f, ds, nd, shape);
     goto done;
   }
   if (dims[0] == 0) {
@@ -328,8 +343,7 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
   size_t d = 1;
   for (int i = 1; i < nd; i++) {
     if (dims[i] == 0) {
-      vae_err(err, "%s:%s has a zero dimension, shape %s: images must have at least one value",
-              f, ds, shape);
+      vae_err(err, "%s:%s has a zero dimension, shape %s: images must have at least one value", f, ds, shape);
       goto done;
     }
     if (dims[i] > SIZE_MAX || !mul_ok(d, (size_t)dims[i], &d)) {
@@ -338,14 +352,13 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
     }
   }
   size_t total;
-  if (dims[0] > SIZE_MAX || !mul_ok((size_t)dims[0], d, &total) ||
-      !mul_ok(total, info->elem_bytes, &total)) {
+  if (dims[0] > SIZE_MAX || !mul_ok((size_t)dims[0], d, &total) || !mul_ok(total, info->elem_bytes, &total)) {
     vae_err(err, "%s:%s has shape %s: its size in bytes overflows (damaged file?)", f, ds, shape);
     goto done;
   }
   if (d > (size_t)INT_MAX) {
-    vae_err(err, "%s:%s has shape %s: %zu values per image, more than the %d vae_mpi supports",
-            f, ds, shape, d, INT_MAX);
+    vae_err(err, "%s:%s has shape %s: %zu values per image, more than the %d vae_mpi supports", f, ds, shape,
+            d, INT_MAX);
     goto done;
   }
   info->ndims = nd;
@@ -359,8 +372,10 @@ static int probe_dataset(hid_t dset, vae_data_info *info, char *err) {
   /* A dataset created but never written reads back as fill values: surely a mistake. */
   H5D_space_status_t st;
   if (H5Dget_space_status(dset, &st) < 0 || st == H5D_SPACE_STATUS_NOT_ALLOCATED) {
-    vae_err(err, "%s:%s has no data written (its storage was never allocated); re-create the "
-            "file and write the images", f, ds);
+    vae_err(err,
+            "%s:%s has no data written (its storage was never allocated); re-create the "
+            "file and write the images",
+            f, ds);
     goto done;
   }
   rc = 0;
@@ -386,16 +401,17 @@ static hid_t open_input(const char *file, char *err) {
     return vae_err(err, "data file %s is not a regular file; pass an HDF5 file with --data", file);
   if (sb.st_size == 0)
     return vae_err(err, "data file %s is empty (0 bytes); re-create or re-download it", file);
-  if (access(file, R_OK) != 0)
-    return vae_err(err, "cannot read data file %s: %s", file, strerror(errno));
+  if (access(file, R_OK) != 0) return vae_err(err, "cannot read data file %s: %s", file, strerror(errno));
 #if H5_VERSION_GE(1, 12, 0)
   htri_t is = H5Fis_accessible(file, H5P_DEFAULT);
 #else
   htri_t is = H5Fis_hdf5(file);
 #endif
   if (is == 0)
-    return vae_err(err, "data file %s is not an HDF5 file (no HDF5 signature); IDX files are "
-                   "converted with `vae_mpi import-idx`", file);
+    return vae_err(err,
+                   "data file %s is not an HDF5 file (no HDF5 signature); IDX files are "
+                   "converted with `vae_mpi import-idx`",
+                   file);
   if (is < 0) return vae_err(err, "cannot read data file %s", file);
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   h5Check(fapl);
@@ -403,9 +419,11 @@ static hid_t open_input(const char *file, char *err) {
   hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   if (fid < 0)
-    return vae_err(err, "data file %s has an HDF5 signature but cannot be opened: it is "
+    return vae_err(err,
+                   "data file %s has an HDF5 signature but cannot be opened: it is "
                    "truncated or damaged (copied incompletely? still being written by another "
-                   "program?); re-create or re-download it", file);
+                   "program?); re-create or re-download it",
+                   file);
   return fid;
 }
 
@@ -423,8 +441,8 @@ static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, con
   if (t == H5I_GROUP) {
     char names[512];
     list_group(fid, path, names, sizeof names);
-    vae_err(err, "'%s' in %s is a group, not a dataset (it contains: %s); name the dataset with %s",
-            dataset, fname, names, flag);
+    vae_err(err, "'%s' in %s is a group, not a dataset (it contains: %s); name the dataset with %s", dataset,
+            fname, names, flag);
   } else {
     vae_err(err, "'%s' in %s is not a dataset", dataset, fname);
   }
@@ -432,12 +450,10 @@ static hid_t open_dataset(hid_t fid, const char *fname, const char *dataset, con
   return -1;
 }
 
-int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info,
-                   char *err) {
+int vae_data_probe(const char *file, const char *dataset, const char *flag, vae_data_info *info, char *err) {
   data_lib_init();
   memset(info, 0, sizeof *info);
-  if (strlen(file) >= sizeof info->file)
-    return vae_err(err, "data file path '%.64s...' is too long", file);
+  if (strlen(file) >= sizeof info->file) return vae_err(err, "data file path '%.64s...' is too long", file);
   if (strlen(dataset) >= sizeof info->dataset)
     return vae_err(err, "dataset path '%.64s...' is too long", dataset);
   memcpy(info->file, file, strlen(file) + 1);
@@ -485,28 +501,29 @@ size_t vae_data_mem_limit(MPI_Comm comm) {
   return total / (size_t)local / 4 * 3;
 }
 
-int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, size_t max_bytes,
-                              char *err) {
+int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, size_t max_bytes, char *err) {
   size_t off, cnt, row = info->d * info->elem_bytes, bytes;
   vae_shard_range(info->n, rank, size, &off, &cnt);
   if (cnt > (size_t)UINT32_MAX)
-    return vae_err(err, "rank %d would hold %zu rows of %s:%s, more than %u; run with more ranks",
-                   rank, cnt, info->file, info->dataset, UINT32_MAX);
+    return vae_err(err, "rank %d would hold %zu rows of %s:%s, more than %u; run with more ranks", rank, cnt,
+                   info->file, info->dataset, UINT32_MAX);
   if (max_bytes == 0) return 0;
   int fits = mul_ok(cnt, row, &bytes) && bytes <= max_bytes;
   if (fits) return 0;
   size_t rows_fit = max_bytes / row;
   if (rows_fit == 0)
-    return vae_err(err, "one image of %s:%s needs %zu bytes, more than the %zu bytes a rank may "
-                   "use here; use nodes with more memory or fewer ranks per node", info->file,
-                   info->dataset, row, max_bytes);
+    return vae_err(err,
+                   "one image of %s:%s needs %zu bytes, more than the %zu bytes a rank may "
+                   "use here; use nodes with more memory or fewer ranks per node",
+                   info->file, info->dataset, row, max_bytes);
   size_t need_ranks = info->n / rows_fit + (info->n % rows_fit != 0);
-  return vae_err(err, "rank %d's shard of %s:%s needs %.0f bytes (%.2f GiB: %zu rows x %zu values "
+  return vae_err(err,
+                 "rank %d's shard of %s:%s needs %.0f bytes (%.2f GiB: %zu rows x %zu values "
                  "x %zu byte(s)) but a rank may use %zu bytes (%.2f GiB) here; run with at least "
-                 "%zu ranks, or on nodes with more memory", rank, info->file, info->dataset,
-                 (double)cnt * (double)row, (double)cnt * (double)row / 1073741824.0, cnt,
-                 info->d, info->elem_bytes, max_bytes, (double)max_bytes / 1073741824.0,
-                 need_ranks);
+                 "%zu ranks, or on nodes with more memory",
+                 rank, info->file, info->dataset, (double)cnt * (double)row,
+                 (double)cnt * (double)row / 1073741824.0, cnt, info->d, info->elem_bytes, max_bytes,
+                 (double)max_bytes / 1073741824.0, need_ranks);
 }
 
 /* ---------------------------------------------------------------- collective read */
@@ -530,8 +547,8 @@ int vae_data_read_shard(const vae_data_info *info, MPI_Comm comm, vae_shard *sha
   return read_rows(info, comm, READ_PIECE_BYTES, info->n, shard, err);
 }
 
-int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes,
-                               vae_shard *shard, char *err) {
+int vae_data_read_shard_pieces(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes, vae_shard *shard,
+                               char *err) {
   return read_rows(info, comm, piece_bytes, info->n, shard, err);
 }
 
@@ -569,8 +586,10 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
   file = H5Fopen(f, H5F_ACC_RDONLY, fapl);
   if (file < 0) {
     failed = 1;
-    vae_err(err, "cannot open %s with parallel HDF5 (MPI-IO) on rank %d; is it on a file "
-            "system every rank can read?", f, rank);
+    vae_err(err,
+            "cannot open %s with parallel HDF5 (MPI-IO) on rank %d; is it on a file "
+            "system every rank can read?",
+            f, rank);
   }
   if (agree_failure(comm, failed, err)) goto done;
 
@@ -588,9 +607,8 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
     fspace = H5Dget_space(dset);
     hid_t type = H5Dget_type(dset);
     int nd = fspace >= 0 ? H5Sget_simple_extent_ndims(fspace) : -1;
-    int same = nd == info->ndims && H5Sget_simple_extent_dims(fspace, dims, NULL) == nd &&
-               type >= 0 && H5Tget_class(type) == (info->kind == VAE_DATA_UINT8 ? H5T_INTEGER
-                                                                                  : H5T_FLOAT);
+    int same = nd == info->ndims && H5Sget_simple_extent_dims(fspace, dims, NULL) == nd && type >= 0 &&
+               H5Tget_class(type) == (info->kind == VAE_DATA_UINT8 ? H5T_INTEGER : H5T_FLOAT);
     for (int i = 0; same && i < nd; i++) same = dims[i] == info->dims[i];
     if (type >= 0) H5Tclose(type);
     if (!same) {
@@ -646,9 +664,11 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
     H5Sclose(mspace);
   }
   if (failed)
-    vae_err(err, "reading rows %zu..%zu of %s:%s failed on rank %d (damaged data, a compressed "
+    vae_err(err,
+            "reading rows %zu..%zu of %s:%s failed on rank %d (damaged data, a compressed "
             "chunk that does not decode, or an I/O error); check the file with h5dump, or "
-            "re-create it", bad_row, off + cnt - 1, f, ds, rank);
+            "re-create it",
+            bad_row, off + cnt - 1, f, ds, rank);
   if (agree_failure(comm, failed, err)) goto done;
 
   shard->info = *info;
@@ -687,19 +707,23 @@ int vae_shard_validate(const vae_shard *s, int require_unit_interval, char *err)
       for (size_t j = 0; j < d; j++) bad |= !(fabsf(x[j]) <= FLT_MAX);
     if (!bad) continue;
     size_t j = 0;
-    while (j < d && isfinite(x[j]) && (!require_unit_interval || (x[j] >= 0.0f && x[j] <= 1.0f)))
-      j++;
+    while (j < d && isfinite(x[j]) && (!require_unit_interval || (x[j] >= 0.0f && x[j] <= 1.0f))) j++;
     size_t row = s->offset + r;
     if (isnan(x[j]))
-      return vae_err(err, "row %zu of %s:%s has a NaN at value %zu (of %zu per image); fix or "
-                     "remove that image", row, s->info.file, s->info.dataset, j, d);
+      return vae_err(err,
+                     "row %zu of %s:%s has a NaN at value %zu (of %zu per image); fix or "
+                     "remove that image",
+                     row, s->info.file, s->info.dataset, j, d);
     if (isinf(x[j]))
-      return vae_err(err, "row %zu of %s:%s has an infinite value (%cInf) at value %zu (of %zu per "
-                     "image); fix or remove that image", row, s->info.file, s->info.dataset,
-                     x[j] > 0 ? '+' : '-', j, d);
-    return vae_err(err, "row %zu of %s:%s has the value %g at %zu (of %zu per image), outside "
+      return vae_err(err,
+                     "row %zu of %s:%s has an infinite value (%cInf) at value %zu (of %zu per "
+                     "image); fix or remove that image",
+                     row, s->info.file, s->info.dataset, x[j] > 0 ? '+' : '-', j, d);
+    return vae_err(err,
+                   "row %zu of %s:%s has the value %g at %zu (of %zu per image), outside "
                    "[0, 1], which the bernoulli decoder needs; rescale the data to [0, 1] or use "
-                   "--decoder gaussian", row, s->info.file, s->info.dataset, (double)x[j], j, d);
+                   "--decoder gaussian",
+                   row, s->info.file, s->info.dataset, (double)x[j], j, d);
   }
   return 0;
 }
@@ -708,8 +732,7 @@ VAE_CLONES void vae_shard_batch(const vae_shard *s, const uint32_t *rows, int B,
   const size_t d = s->d;
   const float scale = 1.0f / 255.0f;
   for (int b = 0; b < B; b++) {
-    if ((size_t)rows[b] >= s->count)
-      VAE_FAIL("batch row %u outside this rank's %zu rows", rows[b], s->count);
+    if ((size_t)rows[b] >= s->count) VAE_FAIL("batch row %u outside this rank's %zu rows", rows[b], s->count);
     float *dst = out + (size_t)b * d;
     if (s->u8) {
       const uint8_t *src = s->u8 + (size_t)rows[b] * d;

@@ -31,8 +31,8 @@ static size_t be32(const unsigned char *p) {
 
 /* Validates the header and the total length of buf; fills out's ndim/dims/count (not data) and the
  * header length. `what` names the source in messages (a path, or "IDX buffer"). */
-static int idx_check(const unsigned char *buf, size_t len, const char *what, vae_idx *out,
-                     size_t *hdr_len, char *err) {
+static int idx_check(const unsigned char *buf, size_t len, const char *what, vae_idx *out, size_t *hdr_len,
+                     char *err) {
   memset(out, 0, sizeof *out);
   if (len < 4)
     return vae_err(err, "%s: not an IDX file: %zu bytes, shorter than the 4-byte magic", what, len);
@@ -51,15 +51,14 @@ static int idx_check(const unsigned char *buf, size_t len, const char *what, vae
     return vae_err(err, "%s: IDX ndim %d is out of range 1..%d", what, ndim, VAE_IDX_MAX_DIMS);
   size_t hdr = 4 + 4 * (size_t)ndim;
   if (len < hdr)
-    return vae_err(err, "%s: IDX header is %zu bytes, shorter than the %zu that ndim %d declares",
-                   what, len, hdr, ndim);
+    return vae_err(err, "%s: IDX header is %zu bytes, shorter than the %zu that ndim %d declares", what, len,
+                   hdr, ndim);
   size_t count = 1;
   for (int i = 0; i < ndim; i++) {
     size_t d = be32(buf + 4 + 4 * (size_t)i);
     if (d == 0) return vae_err(err, "%s: IDX dimension %d is zero", what, i);
     if (count > SIZE_MAX / d)
-      return vae_err(err, "%s: IDX dimensions overflow: their product does not fit in memory sizes",
-                     what);
+      return vae_err(err, "%s: IDX dimensions overflow: their product does not fit in memory sizes", what);
     count *= d;
     out->dims[i] = d;
   }
@@ -69,13 +68,13 @@ static int idx_check(const unsigned char *buf, size_t len, const char *what, vae
   size_t have = len - hdr;
   if (have < count) {
     memset(out, 0, sizeof *out);
-    return vae_err(err, "%s: truncated IDX data: shape %s needs %zu bytes, only %zu present", what,
-                   shape, count, have);
+    return vae_err(err, "%s: truncated IDX data: shape %s needs %zu bytes, only %zu present", what, shape,
+                   count, have);
   }
   if (have > count) {
     memset(out, 0, sizeof *out);
-    return vae_err(err, "%s: %zu trailing bytes after the %zu data bytes of shape %s", what,
-                   have - count, count, shape);
+    return vae_err(err, "%s: %zu trailing bytes after the %zu data bytes of shape %s", what, have - count,
+                   count, shape);
   }
   out->count = count;
   *hdr_len = hdr;
@@ -117,8 +116,7 @@ int vae_idx_read(const char *path, vae_idx *out, char *err) {
     if (n < 0) {
       int code = 0;
       const char *msg = gzerror(gz, &code);
-      vae_err(err, "%s: corrupt %s data: %s; re-download the file", path,
-              gzipped ? "gzip" : "file", msg);
+      vae_err(err, "%s: corrupt %s data: %s; re-download the file", path, gzipped ? "gzip" : "file", msg);
       free(buf);
       gzclose(gz);
       return -1;

@@ -99,11 +99,14 @@ static int write_png_file(FILE *f, const uint8_t *pixels, int width, int height,
 int vae_grid_write_png(const char *path, const float *const *tiles, int n, int cols, int h, int w, int c,
                        char *err) {
   if (n < 1 || cols < 1 || h < 1 || w < 1 || c < 1)
-    return vae_err(err, "cannot write %s: an image grid needs at least one tile of at least 1x1 pixels", path);
+    return vae_err(err, "cannot write %s: an image grid needs at least one tile of at least 1x1 pixels",
+                   path);
   int rows_n = (n + cols - 1) / cols;
   if ((long)cols * (w + 1) + 1 > GRID_MAX_SIDE || (long)rows_n * (h + 1) + 1 > GRID_MAX_SIDE)
-    return vae_err(err, "cannot write %s: a grid of %d x %d tiles of %dx%d pixels exceeds PNG's %d-pixel side limit; ask for fewer images",
-                   path, rows_n, cols, h, w, GRID_MAX_SIDE);
+    return vae_err(
+        err,
+        "cannot write %s: a grid of %d x %d tiles of %dx%d pixels exceeds PNG's %d-pixel side limit; ask for fewer images",
+        path, rows_n, cols, h, w, GRID_MAX_SIDE);
   int width, height;
   vae_grid_size(n, cols, h, w, &width, &height);
   const int ch = c == 3 ? 3 : 1;

@@ -12,8 +12,10 @@
 
 void vae_iw_images(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, int n,
                    uint64_t row0, uint64_t seed, long K, double *bound) {
-  if (n < 0 || n > ws->max_batch) VAE_FAIL("vae_iw_images: %d images for a workspace of %d", n, ws->max_batch);
-  if (K < 1 || K > VAE_IW_MAX_SAMPLES) VAE_FAIL("vae_iw_images: K = %ld outside [1, %ld]", K, VAE_IW_MAX_SAMPLES);
+  if (n < 0 || n > ws->max_batch)
+    VAE_FAIL("vae_iw_images: %d images for a workspace of %d", n, ws->max_batch);
+  if (K < 1 || K > VAE_IW_MAX_SAMPLES)
+    VAE_FAIL("vae_iw_images: K = %ld outside [1, %ld]", K, VAE_IW_MAX_SAMPLES);
   if (n == 0) return;
   const int M = ws->max_batch, L = c->latent;
   const size_t D = vae_input_dim(c);

@@ -68,7 +68,8 @@ int vae_write_reconstructions(const char *path, const vae_config *c, const vae_v
   for (int lo = 0; lo < n; lo += chunk) {
     int b = n - lo < chunk ? n - lo : chunk;
     vae_encode(c, p, ws, x + (size_t)lo * D, b);
-    for (int r = 0; r < b; r++) memcpy(ws->z + (size_t)r * L, ws->mulv + (size_t)r * 2 * L, (size_t)L * sizeof(float));
+    for (int r = 0; r < b; r++)
+      memcpy(ws->z + (size_t)r * L, ws->mulv + (size_t)r * 2 * L, (size_t)L * sizeof(float));
     vae_decode(c, p, ws, ws->z, b);
     vae_output_mean(c, ws, b, images + ((size_t)n + (size_t)lo) * D);
   }

@@ -5,8 +5,9 @@
 
 #include "clones.h"
 
-VAE_CLONES void vae_adam_update(const vae_adam *a, long t, float *restrict params, const float *restrict grads,
-                     float *restrict m, float *restrict v, size_t n, float grad_scale) {
+VAE_CLONES void vae_adam_update(const vae_adam *a, long t, float *restrict params,
+                                const float *restrict grads, float *restrict m, float *restrict v, size_t n,
+                                float grad_scale) {
   const double bc1 = 1.0 - pow((double)a->beta1, (double)t);
   const double bc2 = 1.0 - pow((double)a->beta2, (double)t);
   const float step_size = (float)(a->lr / bc1);

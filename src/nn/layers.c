@@ -12,12 +12,11 @@
 
 /* Y = X W^T: X (B, IN), W (OUT, IN), Y (B, OUT); beta 0 so Y needs no initialisation. */
 static void gemm_xwt(float *out, const float *inp, const float *w, int B, int IN, int OUT) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, inp, IN, w, IN, 0.0f, out,
-              OUT);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, inp, IN, w, IN, 0.0f, out, OUT);
 }
 
-VAE_CLONES void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
-                        int OUT) {
+VAE_CLONES void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B,
+                                   int IN, int OUT) {
   gemm_xwt(out, inp, w, B, IN, OUT);
   for (int r = 0; r < B; r++) {
     float *y = out + (size_t)r * (size_t)OUT;
@@ -26,7 +25,7 @@ VAE_CLONES void vae_linear_forward(float *out, const float *inp, const float *w,
 }
 
 VAE_CLONES void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
-                             int IN, int OUT) {
+                                        int IN, int OUT) {
   gemm_xwt(out, inp, w, B, IN, OUT);
   for (int r = 0; r < B; r++) {
     float *y = out + (size_t)r * (size_t)OUT;
@@ -41,11 +40,10 @@ void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
                          const float *w, float alpha, int B, int IN, int OUT) {
   /* dX (B, IN) = alpha dY (B, OUT) W (OUT, IN) */
   if (dinp)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, alpha, dout, OUT, w, IN, 0.0f,
-                dinp, IN);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, alpha, dout, OUT, w, IN, 0.0f, dinp,
+                IN);
   /* dW (OUT, IN) += alpha dY^T (OUT, B) X (B, IN) */
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, alpha, dout, OUT, inp, IN, 1.0f, dw,
-              IN);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, alpha, dout, OUT, inp, IN, 1.0f, dw, IN);
   /* db += alpha * sum over rows; row-wise so the inner loop is contiguous and vectorizes. */
   for (int r = 0; r < B; r++) {
     const float *dy = dout + (size_t)r * (size_t)OUT;
@@ -68,8 +66,7 @@ void vae_reparam_forward(float *z, const float *mulv, const float *eps, int B, i
   }
 }
 
-void vae_reparam_backward(float *dmulv, const float *dz, const float *mulv, const float *eps, int B,
-                          int L) {
+void vae_reparam_backward(float *dmulv, const float *dz, const float *mulv, const float *eps, int B, int L) {
   for (int r = 0; r < B; r++) {
     const float *lv = mulv + (size_t)r * 2 * (size_t)L + L;
     const float *e = eps + (size_t)r * (size_t)L, *d = dz + (size_t)r * (size_t)L;

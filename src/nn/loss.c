@@ -85,7 +85,7 @@ static double sum_block(const float *t, size_t n) {
 /* ---- decoders ---- */
 
 VAE_CLONES void vae_bernoulli_loss(double *recon, float *dout, const float *logits, const float *x, int B,
-                        size_t D) {
+                                   size_t D) {
   float t[LOSS_BLOCK];
   for (int b = 0; b < B; b++) {
     double s = 0;
@@ -106,8 +106,8 @@ VAE_CLONES void vae_bernoulli_loss(double *recon, float *dout, const float *logi
   }
 }
 
-VAE_CLONES void vae_gaussian_loss(double *recon, float *dout, const float *mean, const float *x, int B, size_t D,
-                       float sigma) {
+VAE_CLONES void vae_gaussian_loss(double *recon, float *dout, const float *mean, const float *x, int B,
+                                  size_t D, float sigma) {
   double s2 = (double)sigma * sigma;
   float inv_s2 = (float)(1.0 / s2), half_inv_s2 = (float)(0.5 / s2);
   double per_value = 0.5 * (LOG_2PI + log(s2));
@@ -136,7 +136,7 @@ VAE_CLONES void vae_gaussian_loss(double *recon, float *dout, const float *mean,
  * rounds r - lmin inside an exp. exp(-lmin) must be a finite float: vae_config_validate keeps
  * logvar_min within [-80, 80]. */
 VAE_CLONES void vae_gaussian_learned_loss(double *recon, float *dout, const float *out, const float *x, int B,
-                               size_t D, float logvar_min) {
+                                          size_t D, float logvar_min) {
   double emin_d = exp(-(double)logvar_min);
   if (!(emin_d < 1e36)) VAE_FAIL("logvar_min %g: exp(-logvar_min) is not a float", (double)logvar_min);
   const float lmin = logvar_min, emin = (float)emin_d;

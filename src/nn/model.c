@@ -9,9 +9,7 @@
 #include "error.h"
 #include "rng.h"
 
-size_t vae_input_dim(const vae_config *c) {
-  return (size_t)c->in_h * (size_t)c->in_w * (size_t)c->in_c;
-}
+size_t vae_input_dim(const vae_config *c) { return (size_t)c->in_h * (size_t)c->in_w * (size_t)c->in_c; }
 
 static int head_k(const vae_config *c) { return c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1; }
 
@@ -42,9 +40,9 @@ int vae_config_validate(const vae_config *c, char *err) {
 /* Walks the layout once; every consumer (views, tensor table, size) is derived from this walk so
  * the three can never disagree. */
 typedef struct {
-  vae_views *v;     /* may be NULL */
-  float *buf;       /* may be NULL */
-  vae_tensor *t;    /* may be NULL */
+  vae_views *v;  /* may be NULL */
+  float *buf;    /* may be NULL */
+  vae_tensor *t; /* may be NULL */
   int nt;
   size_t off;
 } layout_walk;

@@ -13,16 +13,15 @@
 
 static int head_k(const vae_config *c) { return c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1; }
 
-static float *alloc_floats(size_t rows, size_t cols) {
-  return mallocCheck(rows * cols * sizeof(float));
-}
+static float *alloc_floats(size_t rows, size_t cols) { return mallocCheck(rows * cols * sizeof(float)); }
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch) {
   if (max_batch < 1) VAE_FAIL("vae_workspace_create: max_batch %d < 1", max_batch);
   vae_workspace *ws = callocCheck(1, sizeof *ws);
   size_t B = (size_t)max_batch, D = vae_input_dim(c), L = (size_t)c->latent;
   size_t widest = L; /* dbuf holds d(hidden activations) and dz */
-  for (int i = 0; i < c->n_hidden; i++) widest = (size_t)c->hidden[i] > widest ? (size_t)c->hidden[i] : widest;
+  for (int i = 0; i < c->n_hidden; i++)
+    widest = (size_t)c->hidden[i] > widest ? (size_t)c->hidden[i] : widest;
   ws->max_batch = max_batch;
   ws->x = alloc_floats(B, D);
   for (int i = 0; i < c->n_hidden; i++) {
@@ -116,8 +115,8 @@ void vae_decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int
   }
 }
 
-void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x,
-                 const float *eps, int B) {
+void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, const float *eps,
+                 int B) {
   vae_encode(c, p, ws, x, B);
   vae_reparam_forward(ws->z, ws->mulv, eps, B, c->latent);
   vae_kl_forward(ws->kl, ws->mulv, B, c->latent);
