@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_import.sh: `vae_mpi import-idx` end to end. Writes small IDX files with numpy, imports them,
 # reads the HDF5 back with h5py and checks dtype, shape, chunking, filters, attributes and every byte;
-# then appending, refusing, overwriting, corrupt and missing inputs, usage errors, and (when Debian's
+# then appending, refusing, overwriting, corrupt and missing inputs, usage errors (exit 1), and (when Debian's
 # dataset-fashion-mnist is installed) the real t10k files.
 # Env (set by CTest): VAE_MPI (binary), VAE_PY (Debian's python3 with numpy + h5py).
 set -u
@@ -117,6 +117,7 @@ run --images "$tmp/b-img.gz" --labels "$tmp/b-lab" --out "$h5" --group beta
 ok "append exits 0 ($(cat "$tmp/err.txt"))" [ "$status" -eq 0 ]
 ok "beta: 4-d images (3, 2, 2, 3), default chunk" check "$h5" beta "$tmp/b-img.gz" "$tmp/b-lab" 1024
 ok "alpha unchanged after the append" check "$h5" alpha "$tmp/a-img" "$tmp/a-lab.gz" 4
+ok "no temporary file left after the append (the copy was renamed)" [ -z "$(ls "$tmp" | grep 'tmp-')" ]
 
 # ---- an existing group is refused without --overwrite; the file is untouched ----
 before=$(sum "$h5")
@@ -167,21 +168,24 @@ ok "non-HDF5 --out: exit 1 and a message" [ "$status" -eq 1 ]
 ok "non-HDF5 --out: message" err_has "exists and is not an HDF5 file"
 ok "non-HDF5 --out: untouched" [ "$(cat "$tmp/notes.h5")" = "precious" ]
 
-# ---- usage errors: exit 2, one line ----
+# ---- usage errors: exit 1 (as every other command), one line, nothing written ----
 usage_error() { # usage_error NEEDLE ARGS...
   local needle=$1
   shift
   run "$@"
-  ok "usage '$*': exit 2 (got $status)" [ "$status" -eq 2 ]
+  ok "usage '$*': exit 1 (got $status)" [ "$status" -eq 1 ]
   ok "usage '$*': one error line" one_error_line
   ok "usage '$*': message has '$needle'" err_has "$needle"
 }
 usage_error "unknown option '--bogus'" $A --out "$h5" --group g --bogus
-usage_error "option --group needs a value" $A --out "$h5" --group
-usage_error "--chunk '12x' must be a whole number" $A --out "$h5" --group g --chunk 12x
-usage_error "--chunk '0' must be a whole number" $A --out "$h5" --group g --chunk 0
-usage_error "--out FILE.h5 is required" $A --group g
+usage_error "--group needs a value" $A --out "$h5" --group
+usage_error "--chunk expects a whole number, got '12x'" $A --out "$h5" --group g --chunk 12x
+usage_error "--chunk must be a whole number of images from 1 to 1000000, got 0" $A --out "$h5" --group g --chunk 0
+usage_error "import-idx needs --out FILE.h5" $A --group g
+usage_error "import-idx needs --images FILE" --labels "$tmp/a-lab.gz" --out "$h5" --group g
 usage_error "--group 'a/b' must be one plain name" $A --out "$h5" --group a/b
+usage_error "unexpected argument 'stray'" $A --out "$h5" --group g stray
+ok "usage errors: no file g and no temporary" [ -z "$(ls "$tmp" | grep -e 'tmp-' -e '^g$')" ]
 run --help
 ok "--help exits 0" [ "$status" -eq 0 ]
 ok "--help prints the usage" grep -q "^usage: vae_mpi import-idx --images FILE" "$tmp/out.txt"
