@@ -1,8 +1,8 @@
 /* checkpoint/async.c: the epoch's checkpoint without waiting for the disk. The file is written and
  * closed on the caller's thread (HDF5 is not thread-safe here, and every refusal must come at once);
- * the fsync that makes it durable, the rename that publishes it, the folder's fsync and the --keep
- * rotation (plain POSIX calls, no HDF5, no MPI) run on one background thread while training goes
- * on. On a quiet disk that fsync is most of a checkpoint's time (14 of 24 ms for Fashion-MNIST's
+ * the fsync that makes it durable, the rename that publishes it, the folder's fsync
+ * (vae_durable_publish, core/durable_file.c) and the --keep rotation (plain POSIX calls, no HDF5, no
+ * MPI) run on one background thread while training goes on. On a quiet disk that fsync is most of a checkpoint's time (14 of 24 ms for Fashion-MNIST's
  * model here); on a loaded parallel file system it can be seconds.
  * Must never: have two writes in flight (the temporary name is per process), let the thread take a
  * signal meant for the trainer, or exit() with a write in flight (an atexit handler settles it). */
@@ -18,8 +18,9 @@
 
 static struct {
   pthread_t thread;
-  int active; /* a thread was started and not yet joined */
-  char tmp[VAE_PATH_LEN], path[VAE_PATH_LEN], dir[VAE_PATH_LEN], out[VAE_PATH_LEN];
+  int active;       /* a thread was started and not yet joined */
+  vae_durable file; /* the written temporary file, to publish */
+  char path[VAE_PATH_LEN], out[VAE_PATH_LEN];
   long step;
   int keep;
   int rc;
@@ -27,7 +28,7 @@ static struct {
 } job;
 
 static int publish(void) {
-  job.rc = vae_ck_publish(job.tmp, job.path, job.dir, job.err);
+  job.rc = vae_durable_publish(&job.file, job.err);
   if (job.rc == 0) job.rc = vae_checkpoint_rotate(job.out, job.step, job.keep, job.err);
   return job.rc;
 }
@@ -60,7 +61,7 @@ int vae_checkpoint_write_deferred(const char *dir, long step, int keep, const va
   if (snprintf(job.out, sizeof job.out, "%s", dir) >= (int)sizeof job.out ||
       snprintf(job.path, sizeof job.path, "%s/checkpoint.h5", dir) >= (int)sizeof job.path)
     return vae_err(err, "checkpoint folder path %s is too long", dir);
-  if (vae_ck_write_temp(job.path, cfg, params, m, v, st, job.tmp, job.dir, err) < 0) return -1;
+  if (vae_ck_write_temp(job.path, cfg, params, m, v, st, &job.file, err) < 0) return -1;
   job.step = step;
   job.keep = keep;
   job.rc = 0;

@@ -1,6 +1,5 @@
 /* checkpoint/files.c: the checkpoint folder. --resume auto's choice of the newest loadable
- * checkpoint, --keep's numbered copies and their rotation, and the fsync and error hints that
- * writing into the folder shares.
+ * checkpoint, --keep's numbered copies (written through core/durable_file.c) and their rotation.
  * Must never: call MPI (rank 0 alone runs this), open or modify checkpoint.h5 itself (it is only
  * read, linked or copied), delete anything but numbered checkpoint-<step>.h5 files, or let HDF5
  * print its error stack. */
@@ -13,30 +12,15 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "durable_file.h"
 #include "error.h"
 #include "internal.h"
 
 #define MAIN_NAME "checkpoint.h5"
 
 /* ======================================================================================
- * Folder helpers
+ * Listing the folder
  * ====================================================================================== */
-
-int vae_ck_fsync_path(const char *p, int flags) {
-  int fd = open(p, flags);
-  if (fd < 0) return errno;
-  int rc = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
-  /* Some filesystems cannot fsync a folder; the rename is then as durable as they allow. */
-  if (rc == EINVAL && (flags & O_DIRECTORY)) rc = 0;
-  return rc;
-}
-
-const char *vae_ck_write_hint(int e) {
-  if (e == ENOSPC || e == EDQUOT) return "free space or pass --out elsewhere";
-  if (e == EACCES || e == EPERM || e == EROFS) return "make the folder writable or pass --out elsewhere";
-  return "check the folder or pass --out elsewhere";
-}
 
 /* dir/checkpoint.h5 (step < 0) or dir/checkpoint-<step>.h5 into buf (VAE_PATH_LEN bytes); -1 when
  * it does not fit (buf then holds it truncated). */
@@ -182,7 +166,7 @@ int vae_checkpoint_load_latest(const char *dir, char *path_out, size_t n, vae_co
   return rc;
 }
 
-/* Byte copy of src to dst (created), fsync'ed: for filesystems without hard links. */
+/* Byte copy of src to dst (created): for file systems without hard links. 0 or the errno. */
 static int copy_file(const char *src, const char *dst) {
   int in = open(src, O_RDONLY);
   if (in < 0) return errno;
@@ -209,39 +193,38 @@ static int copy_file(const char *src, const char *dst) {
     if (e) break;
   }
   free(buf);
-  if (!e && fsync(out) != 0) e = errno;
   if (close(out) != 0 && !e) e = errno;
   close(in);
   return e;
 }
 
+/* dir/checkpoint-<step>.h5 as a copy of dir/checkpoint.h5, published durably (a hard link to the
+ * temporary name, or a byte copy where links are not supported, then fsync, rename, folder fsync). */
+static int keep_copy(const char *dir, long step, char *err) {
+  char main_path[VAE_PATH_LEN], num[VAE_PATH_LEN];
+  if (checkpoint_path(main_path, dir, -1) < 0 || checkpoint_path(num, dir, step) < 0)
+    return vae_err(err, "checkpoint folder path %s is too long", dir);
+  vae_durable d;
+  if (vae_durable_begin(&d, num, "checkpoint copy", err) < 0) return -1;
+  unlink(d.tmp); /* link() refuses an existing name */
+  int e = link(main_path, d.tmp) == 0 ? 0 : errno;
+  if (e == EPERM || e == EXDEV || e == EOPNOTSUPP || e == EMLINK || e == ENOSYS)
+    e = copy_file(main_path, d.tmp);
+  if (e) return vae_durable_fail(&d, e, NULL, err);
+  return vae_durable_publish(&d, err);
+}
+
 int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
   if (keep < 0 || step < 0) return vae_err(err, "--keep %d (step %ld) must not be negative", keep, step);
-  char main_path[VAE_PATH_LEN], num[VAE_PATH_LEN], tmp[VAE_PATH_LEN];
-  if (checkpoint_path(main_path, dir, -1) < 0 || checkpoint_path(num, dir, step) < 0 ||
-      snprintf(tmp, sizeof tmp, "%s/.checkpoint-%ld.h5.tmp-%ld", dir, step, (long)getpid()) >=
-          (int)sizeof tmp)
-    return vae_err(err, "checkpoint folder path %s is too long", dir);
-  if (keep > 0) {
-    /* link() refuses an existing name: link to a temporary, then rename over (atomic). */
-    unlink(tmp);
-    int e = link(main_path, tmp) == 0 ? 0 : errno;
-    if (e == EPERM || e == EXDEV || e == EOPNOTSUPP || e == EMLINK || e == ENOSYS)
-      e = copy_file(main_path, tmp);
-    if (!e && rename(tmp, num) != 0) e = errno;
-    if (e) {
-      unlink(tmp);
-      return vae_err(err, "cannot keep checkpoint %s as %s: %s; %s", main_path, num, strerror(e),
-                     vae_ck_write_hint(e));
-    }
-  }
+  if (keep > 0 && keep_copy(dir, step, err) < 0) return -1;
   long *steps;
   int count, has_main;
   if (list_checkpoints(dir, &steps, &count, &has_main, err) < 0) return -1;
   if (count > 1)
     qsort(steps, (size_t)count, sizeof *steps, cmp_long_desc); /* steps may be NULL when count is 0 */
   /* This step always stays (it may be lower than stale numbered files of an abandoned run). */
-  int kept = keep > 0 ? 1 : 0, rc = 0;
+  int kept = keep > 0 ? 1 : 0, rc = 0, deleted = 0;
+  char num[VAE_PATH_LEN];
   for (int i = 0; i < count && rc == 0; i++) {
     if (keep > 0 && steps[i] == step) continue;
     if (kept < keep) {
@@ -252,10 +235,12 @@ int vae_checkpoint_rotate(const char *dir, long step, int keep, char *err) {
     if (unlink(num) != 0 && errno != ENOENT)
       rc = vae_err(err, "cannot delete old checkpoint %s: %s; delete it by hand or raise --keep", num,
                    strerror(errno));
+    deleted++;
   }
   free(steps);
-  int e = vae_ck_fsync_path(dir, O_RDONLY | O_DIRECTORY);
+  /* The deletions reach the disk too (the copy's publish already synced the folder for itself). */
+  int e = deleted ? vae_fsync_path(dir, 1) : 0;
   if (rc == 0 && e)
-    rc = vae_err(err, "cannot fsync checkpoint folder %s: %s; %s", dir, strerror(e), vae_ck_write_hint(e));
+    rc = vae_err(err, "cannot fsync checkpoint folder %s: %s; %s", dir, strerror(e), vae_write_hint(e));
   return rc;
 }

@@ -1,7 +1,7 @@
 /* checkpoint/internal.h: INTERNAL to the checkpoint module. Only the files of src/checkpoint/ include it;
  * everything else uses the public include/checkpoint.h. It declares what more than one of those
  * files needs: the HDF5 attribute codec and the schema's shared tables (checkpoint/h5.c), the
- * header-only read (checkpoint/read.c) and the folder helpers (checkpoint/files.c). Names are
+ * header-only read (checkpoint/read.c) and the first half of the write (checkpoint/write.c). Names are
  * prefixed vae_ck_ / VAE_CK_ to keep them apart from the public vae_checkpoint_* API. */
 #ifndef VAE_CHECKPOINT_INTERNAL_H
 #define VAE_CHECKPOINT_INTERNAL_H
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "checkpoint.h"
+#include "durable_file.h"
 
 /* Completes a refusal that means "not written by vae_mpi in this schema". */
 #define VAE_CK_SCHEMA_HINT "it is not a complete vae_mpi checkpoint (schema: docs/CHECKPOINT.md)"
@@ -119,26 +120,13 @@ int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_c
 int vae_ck_read_header_only(const char *path, vae_config *cfg, vae_ckpt_state *st, char *err);
 
 /* ======================================================================================
- * checkpoint/write.c: the two halves of vae_checkpoint_write (checkpoint/async.c runs the second
- * on its thread)
+ * checkpoint/write.c: the first half of vae_checkpoint_write (the second is vae_durable_publish,
+ * which checkpoint/async.c runs on its thread)
  * ====================================================================================== */
 
-/* Every check, then the whole file under a temporary name in path's folder, closed. tmp and dir
- * (VAE_PATH_LEN bytes each) receive the temporary path and the folder. */
+/* Every check, then the whole file under d's temporary name in path's folder, closed; d is then
+ * ready for vae_durable_publish (with VAE_FAULT_CHECKPOINT's points hooked in). */
 int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
-                      const float *v, const vae_ckpt_state *st, char *tmp, char *dir, char *err);
-/* fsync tmp, rename it over path, fsync dir. On failure tmp is removed; path is untouched unless
- * the rename happened. Calls no HDF5 and no MPI. */
-int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err);
-
-/* ======================================================================================
- * checkpoint/files.c
- * ====================================================================================== */
-
-/* fsync of a file (flags O_RDONLY) or a folder (O_RDONLY | O_DIRECTORY): 0 or the errno. */
-int vae_ck_fsync_path(const char *p, int flags);
-
-/* What the user can do about errno e when writing into the checkpoint folder. */
-const char *vae_ck_write_hint(int e);
+                      const float *v, const vae_ckpt_state *st, vae_durable *d, char *err);
 
 #endif

@@ -1,22 +1,20 @@
 /* checkpoint/write.c: vae_checkpoint_write. Refuses bad input (invalid model, non-finite values)
  * before touching any file, writes the whole schema (docs/CHECKPOINT.md) to a temporary file in the
- * target folder, fsyncs it, renames it over the final path and fsyncs the folder; fault injection
- * (VAE_FAULT_CHECKPOINT) simulates a kill between those steps for the tests. Two halves, the file
- * (vae_ck_write_temp) and its publication (vae_ck_publish: fsync, rename, folder fsync), so that
+ * target folder, fsyncs it, renames it over the final path and fsyncs the folder (core/durable_file.c);
+ * fault injection (VAE_FAULT_CHECKPOINT) simulates a kill between those steps for the tests. Two
+ * halves, the file (vae_ck_write_temp) and its publication (vae_durable_publish), so that
  * checkpoint/async.c can run the second on a background thread.
  * Must never: call MPI (rank 0 alone runs this), modify a final checkpoint path in place, write a
  * non-finite value, or let HDF5 print its error stack. */
-#include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "durable_file.h"
 #include "error.h"
 #include "internal.h"
 
@@ -175,96 +173,34 @@ static int check_before_write(const char *path, const vae_config *cfg, const vae
 }
 
 /* ======================================================================================
- * The atomic write
+ * The atomic write (core/durable_file.c: temporary file, fsync, rename, folder fsync)
  * ====================================================================================== */
 
-/* dir of path ("." when it has no slash) and its last component. */
-static int split_path(const char *path, char *dir, char *base, size_t n) {
-  const char *slash = strrchr(path, '/');
-  if (!slash) {
-    snprintf(dir, n, ".");
-    return snprintf(base, n, "%s", path) >= (int)n ? -1 : 0;
-  }
-  size_t dlen = slash == path ? 1 : (size_t)(slash - path);
-  if (dlen >= n) return -1;
-  memcpy(dir, path, dlen);
-  dir[dlen] = 0;
-  return snprintf(base, n, "%s", slash + 1) >= (int)n ? -1 : 0;
-}
-
-/* Either half failed before checkpoint.h5 changed: the temporary file goes, the message says why
- * (errno e, else `what`) and that the previous checkpoint stands. */
-static int write_failed(const char *tmp, const char *path, int e, const char *what, char *err) {
-  unlink(tmp);
-  return vae_err(err, "cannot write checkpoint %s: %s; %s (the previous checkpoint is untouched)", path,
-                 e ? strerror(e) : what, vae_ck_write_hint(e));
-}
-
 int vae_ck_write_temp(const char *path, const vae_config *cfg, const float *params, const float *m,
-                      const float *v, const vae_ckpt_state *st, char *tmp, char *dir, char *err) {
+                      const float *v, const vae_ckpt_state *st, vae_durable *d, char *err) {
   if ((m == NULL) != (v == NULL)) VAE_FAIL("checkpoint write needs both Adam moments or neither");
   if (fault_env_check(path, err) < 0) return -1;
   vae_tensor t[VAE_MAX_TENSORS];
   int nt = vae_tensors(cfg, t);
   if (check_before_write(path, cfg, t, nt, params, m, v, st, err) < 0) return -1;
-
-  char base[VAE_PATH_LEN];
-  if (split_path(path, dir, base, VAE_PATH_LEN) < 0 || !*base ||
-      snprintf(tmp, VAE_PATH_LEN, "%s/.%s.tmp-%ld", dir, base, (long)getpid()) >= VAE_PATH_LEN)
-    return vae_err(err, "cannot write checkpoint %s: the path is empty, ends in '/' or is too long", path);
-  struct stat sb;
-  if (stat(dir, &sb) != 0)
-    return vae_err(err, "cannot write checkpoint %s: folder %s %s; create it or pass --out elsewhere", path,
-                   dir, errno == ENOENT ? "does not exist" : strerror(errno));
-  if (!S_ISDIR(sb.st_mode))
-    return vae_err(err, "cannot write checkpoint %s: %s is not a folder; pass --out elsewhere", path, dir);
+  if (vae_durable_begin(d, path, "checkpoint", err) < 0) return -1;
+  d->at_point = fault; /* VAE_FAULT_CHECKPOINT's before-fsync, before-rename, after-rename */
 
   vae_h5_quiet();
   H5Eclear2(H5E_DEFAULT);
-  hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  int e = 0;
-  const char *what = "HDF5 write failed";
-  if (fid < 0) {
-    e = vae_ck_diagnose().errnum;
-    what = "cannot create the temporary file";
-    goto fail;
-  }
+  hid_t fid = H5Fcreate(d->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (fid < 0) return vae_durable_fail(d, vae_ck_diagnose().errnum, "cannot create the temporary file", err);
   fault("after-create");
   herr_t rc = write_contents(fid, cfg, t, nt, params, m, v, st);
   if (rc >= 0) rc = H5Fflush(fid, H5F_SCOPE_GLOBAL);
   if (H5Fclose(fid) < 0) rc = -1;
-  if (rc < 0) {
-    e = vae_ck_diagnose().errnum;
-    goto fail;
-  }
+  if (rc < 0) return vae_durable_fail(d, vae_ck_diagnose().errnum, "HDF5 write failed", err);
   return 0;
-
-fail:
-  return write_failed(tmp, path, e, what, err);
-}
-
-int vae_ck_publish(const char *tmp, const char *path, const char *dir, char *err) {
-  int e;
-  fault("before-fsync");
-  if ((e = vae_ck_fsync_path(tmp, O_RDONLY)) != 0) goto fail;
-  fault("before-rename");
-  if (rename(tmp, path) != 0) {
-    e = errno;
-    goto fail;
-  }
-  fault("after-rename");
-  if ((e = vae_ck_fsync_path(dir, O_RDONLY | O_DIRECTORY)) != 0)
-    return vae_err(err, "checkpoint %s was renamed into place but fsync of folder %s failed: %s; %s", path,
-                   dir, strerror(e), vae_ck_write_hint(e));
-  return 0;
-
-fail:
-  return write_failed(tmp, path, e, NULL, err);
 }
 
 int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *params, const float *m,
                          const float *v, const vae_ckpt_state *st, char *err) {
-  char tmp[VAE_PATH_LEN], dir[VAE_PATH_LEN];
-  if (vae_ck_write_temp(path, cfg, params, m, v, st, tmp, dir, err) < 0) return -1;
-  return vae_ck_publish(tmp, path, dir, err);
+  vae_durable d;
+  if (vae_ck_write_temp(path, cfg, params, m, v, st, &d, err) < 0) return -1;
+  return vae_durable_publish(&d, err);
 }

@@ -1,5 +1,6 @@
 /* metrics.c: metrics.jsonl and the console lines, on rank 0. Never does a collective call and never
- * computes a metric: the trainer hands it reduced numbers. */
+ * computes a metric: the trainer hands it reduced numbers. Never rewrites metrics.jsonl in place (a
+ * resume's truncation goes through core/durable_file.c). */
 #include "metrics.h"
 
 #include <errno.h>
@@ -7,18 +8,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "durable_file.h"
 #include "error.h"
 
-/* Keeps the lines of path whose "step" is <= max_step; rewrites via a temporary file + rename. */
+/* Keeps the lines of path whose "step" is <= max_step (and only whole lines): the records a resumed
+ * run will write again go. Rewritten durably (core/durable_file.c). A missing file: nothing to do. */
 static int drop_later_records(const char *path, long max_step, char *err) {
   FILE *in = fopen(path, "r");
   if (!in) return 0; /* nothing yet */
-  char tmp[4300];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *out = fopen(tmp, "w");
+  vae_durable d;
+  FILE *out = vae_durable_fopen(&d, path, "metrics file", err);
   if (!out) {
     fclose(in);
-    return vae_err(err, "cannot rewrite %s: %s", path, strerror(errno));
+    return -1;
   }
   char *line = NULL;
   size_t cap = 0;
@@ -29,14 +31,13 @@ static int drop_later_records(const char *path, long max_step, char *err) {
     if (step <= max_step && line[len - 1] == '\n') fputs(line, out);
   }
   free(line);
+  int bad = ferror(in);
   fclose(in);
-  int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
-  bad |= fclose(out) != 0;
-  if (bad || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return vae_err(err, "cannot rewrite %s: %s", path, strerror(errno));
+  if (bad) {
+    fclose(out);
+    return vae_durable_fail(&d, EIO, NULL, err);
   }
-  return 0;
+  return vae_durable_fclose_publish(&d, out, err);
 }
 
 /* Open MPI gives every rank a pseudo-terminal, whatever mpirun's own stdout is; so under mpirun the
@@ -57,8 +58,17 @@ int vae_metrics_open(vae_metrics *m, const char *dir, long resume_step, char *er
   char path[4200];
   snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
   if (drop_later_records(path, resume_step, err) < 0) return -1;
+  int existed = access(path, F_OK) == 0;
   m->jsonl = fopen(path, "a");
   if (!m->jsonl) return vae_err(err, "cannot open %s for appending: %s", path, strerror(errno));
+  /* A new file's name reaches the disk at once (its records are flushed line by line; a line cut
+   * by a crash is dropped by the next resume's rewrite). */
+  int e = existed ? 0 : vae_fsync_path(dir, 1);
+  if (e) {
+    vae_metrics_close(m);
+    return vae_err(err, "cannot fsync folder %s after creating %s: %s; %s", dir, path, strerror(e),
+                   vae_write_hint(e));
+  }
   m->tty = stdout_is_terminal();
   return 0;
 }

@@ -1,7 +1,6 @@
 /* image_grid.c: image grids rendered to 8-bit pixels and written as PNG through libpng.
  * Never crashes or exits on a libpng failure (setjmp catches it) and never leaves a partial file at
- * the final path (temporary name, then rename). */
-#define _GNU_SOURCE /* fileno, fsync under strict C11 */
+ * the final path (core/durable_file.c: temporary name, fsync, rename, folder fsync). */
 #include "image_grid.h"
 
 #include <errno.h>
@@ -11,12 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "durable_file.h"
 #include "error.h"
 
 #define GRID_MAX_SIDE 1000000 /* libpng's default user limit on width and height */
-#define GRID_PATH_LEN 8192
 
 void vae_grid_tile_shape(int in_h, int in_w, int in_c, int *h, int *w) {
   *h = in_h;
@@ -110,15 +108,9 @@ int vae_grid_write_png(const char *path, const float *const *tiles, int n, int c
   int width, height;
   vae_grid_size(n, cols, h, w, &width, &height);
   const int ch = c == 3 ? 3 : 1;
-  /* Temporary file in the same folder: ".<name>.tmp-<pid>". */
-  char tmp[GRID_PATH_LEN];
-  const char *slash = strrchr(path, '/');
-  int dir_len = slash ? (int)(slash - path + 1) : 0;
-  if (snprintf(tmp, sizeof tmp, "%.*s.%s.tmp-%ld", dir_len, path, slash ? slash + 1 : path, (long)getpid()) >=
-      (int)sizeof tmp)
-    return vae_err(err, "cannot write %s: the path is too long", path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return vae_err(err, "cannot write %s: %s", path, strerror(errno));
+  vae_durable d;
+  FILE *f = vae_durable_fopen(&d, path, "PNG", err);
+  if (!f) return -1;
   uint8_t *pixels = mallocCheck((size_t)width * (size_t)height * (size_t)ch);
   png_bytep *rows = mallocCheck((size_t)height * sizeof *rows);
   vae_grid_render(pixels, tiles, n, cols, h, w, c);
@@ -126,21 +118,10 @@ int vae_grid_write_png(const char *path, const float *const *tiles, int n, int c
   int rc = write_png_file(f, pixels, width, height, ch, rows, msg);
   free(rows);
   free(pixels);
-  if (rc == 0 && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0)) {
-    snprintf(msg, sizeof msg, "%s", strerror(errno));
-    rc = -1;
+  if (rc != 0) { /* libpng's message; a failed write of the stream says its errno instead */
+    int e = ferror(f) ? errno : 0;
+    fclose(f);
+    return vae_durable_fail(&d, e, msg, err);
   }
-  if (fclose(f) != 0 && rc == 0) {
-    snprintf(msg, sizeof msg, "%s", strerror(errno));
-    rc = -1;
-  }
-  if (rc == 0 && rename(tmp, path) != 0) {
-    snprintf(msg, sizeof msg, "rename of the temporary file failed: %s", strerror(errno));
-    rc = -1;
-  }
-  if (rc != 0) {
-    unlink(tmp);
-    return vae_err(err, "cannot write PNG %s: %s", path, msg);
-  }
-  return 0;
+  return vae_durable_fclose_publish(&d, f, err);
 }

@@ -1,5 +1,6 @@
-# Core: random numbers, model layout, MPI layer.
+# Core: random numbers, model layout, MPI layer, durable file writes.
 vae_unit_test(test_rng)
 vae_unit_test(test_model_layout)
 vae_mpi_test(test_dist 2)
 vae_mpi_test(test_dist 3)
+vae_unit_test(test_durable_file)
