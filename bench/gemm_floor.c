@@ -3,13 +3,16 @@
  * thread, and prints the samples/s those products alone allow: the physical limit the trainer is
  * measured against (scripts/bench.sh runs one copy per core side by side).
  *   gemm_floor [--batch B] [--dims 784,400,20] [--seconds S]
- * Prints one JSON line: {"batch":..,"gflop_per_step":..,"step_ms":..,"samples_per_s":..}. */
+ * Prints one JSON line: {"batch":..,"gflop_per_step":..,"step_ms":..,"samples_per_s":..,"blas":..}.
+ * Its OpenBLAS kernels are chosen exactly as vae_mpi's (vae_blas_select, blas_kernels.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "blas_kernels.h"
 
 static double now(void) {
   struct timespec ts;
@@ -23,6 +26,7 @@ typedef struct {
 } gemm;
 
 int main(int argc, char **argv) {
+  vae_blas_select(argv); /* may re-execute this program with the right OPENBLAS_CORETYPE */
   int B = 128, D = 784, H = 400, L = 20;
   double seconds = 3.0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -73,8 +77,9 @@ int main(int argc, char **argv) {
     t = now() - t0;
   } while (t < seconds);
   printf(
-      "{\"batch\":%d,\"dims\":[%d,%d,%d],\"gflop_per_step\":%.4f,\"step_ms\":%.4f,\"samples_per_s\":%.1f,\"gflops\":%.2f}\n",
-      B, D, H, L, flop * 1e-9, 1e3 * t / steps, (double)steps * B / t, flop * steps / t * 1e-9);
+      "{\"batch\":%d,\"dims\":[%d,%d,%d],\"gflop_per_step\":%.4f,\"step_ms\":%.4f,\"samples_per_s\":%.1f,\"gflops\":%.2f,%s}\n",
+      B, D, H, L, flop * 1e-9, 1e3 * t / steps, (double)steps * B / t, flop * steps / t * 1e-9,
+      vae_blas_json());
   free(a);
   free(b);
   free(c);

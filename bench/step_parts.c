@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "adam.h"
+#include "blas_kernels.h"
 #include "data.h"
 #include "dist.h"
 #include "error.h"
@@ -32,6 +33,7 @@ static const char *names[PARTS] = {"memset grads",
                                    "allgather params"};
 
 int main(int argc, char **argv) {
+  vae_blas_select(argv); /* vae_mpi's kernels: before MPI_Init, as in main.c */
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
   int B = 128, reps = 200, steps = 400, json = 0;
@@ -111,7 +113,8 @@ int main(int argc, char **argv) {
     vae_init_params(&c, p, 1); /* keep the parameters sane over the repetitions */
   }
   if (d.rank == 0 && !json) {
-    printf("step parts at np %d, batch %d, %zu parameters, best of %d (ms):\n", d.size, B, n, reps);
+    printf("step parts at np %d, batch %d, %zu parameters, best of %d (ms), %s:\n", d.size, B, n, reps,
+           vae_blas_describe());
     for (int k = 0; k < PARTS; k++) printf("  %-32s %8.3f\n", names[k], 1e3 * best[k]);
   }
   /* Whole steps in context: compute (memset, gather, noise, forward, backward), sum, norm + Adam. */
@@ -140,9 +143,10 @@ int main(int argc, char **argv) {
     if (d.rank == 0 && json)
       printf(
           "{\"what\":\"loop%d_%s\",\"samples_per_s\":%.1f,\"step_ms\":%.4f,\"compute_ms\":%.4f,"
-          "\"allreduce_ms\":%.4f,\"adam_ms\":%.4f,\"allreduce_alone_ms\":%.4f}\n",
+          "\"allreduce_ms\":%.4f,\"adam_ms\":%.4f,\"allreduce_alone_ms\":%.4f,%s}\n",
           d.size, comm ? "sum" : "nosum", (double)B * d.size / (step_ms / 1e3), step_ms,
-          1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps, 1e3 * best[6]);
+          1e3 * part[0] / steps, 1e3 * part[1] / steps, 1e3 * part[2] / steps, 1e3 * best[6],
+          vae_blas_json());
     else if (d.rank == 0)
       printf(
           "%d consecutive steps %s the gradient MPI_Allreduce, mean (ms; parts: slowest rank):\n"

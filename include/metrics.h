@@ -1,5 +1,7 @@
 /* metrics.h: rank 0's reporting: DIR/metrics.jsonl (one JSON object per epoch, and per-step records
- * every --log-every steps), the per-epoch console line, and a live progress line on a terminal. */
+ * every --log-every steps), the per-epoch console line, and a live progress line on a terminal.
+ * Every epoch record, and the first step record of each run, carry the BLAS kernels in use
+ * ("blas", "blas_core", "blas_core_by": vae_blas_json). */
 #ifndef VAE_METRICS_H
 #define VAE_METRICS_H
 
@@ -26,6 +28,7 @@ typedef struct {
   int tty; /* stdout is a terminal: draw a progress line */
   int progress_shown;
   double last_progress; /* seconds into the epoch of the last redraw */
+  int blas_logged;      /* a record naming the BLAS kernels was written (blas_kernels.h) */
 } vae_metrics;
 
 /* Opens DIR/metrics.jsonl for appending. When resuming from `resume_step` (> 0), records of a previous

@@ -91,9 +91,9 @@ def expect_error(p, words, name):
         check(any(w in l for l in errs), f"{name}: error does not mention '{w}': {errs}")
 
 
-# Fields of a metrics record that measure the machine (time, memory), not the training.
+# Fields of a metrics record that measure the machine (time, memory, BLAS kernels), not the training.
 MACHINE_FIELDS = ("samples_per_s", "seconds", "elapsed", "train_seconds", "allreduce_seconds",
-                  "checkpoint_seconds", "peak_rss_mib")
+                  "checkpoint_seconds", "peak_rss_mib", "blas", "blas_core", "blas_core_by")
 
 
 def training_fields(r):

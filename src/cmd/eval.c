@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blas_kernels.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
@@ -151,8 +152,8 @@ int vae_cmd_eval(int argc, char **argv) {
       if (iw) printf("\"iw_samples\":%ld,\"iw_log_likelihood\":%.17g,", o.iw_samples, iwll);
       printf(
           "\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
-          "\"checkpoint_step\":%ld,\"seconds\":%.3f}\n",
-          -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds);
+          "\"checkpoint_step\":%ld,\"seconds\":%.3f,%s}\n",
+          -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds, vae_blas_json());
     } else {
       printf("vae_mpi eval: %s (epoch %ld, step %ld) on %.0f images of %s:%s, %d rank(s), seed %llu\n",
              o.checkpoint, pos[0], pos[1], N, o.data, o.dataset, d.size, (unsigned long long)seed);
@@ -161,7 +162,7 @@ int vae_cmd_eval(int argc, char **argv) {
       if (iw)
         printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n",
                o.iw_samples, iwll, -iwll * bpd);
-      printf("  %.2f s (%d BLAS thread(s) per rank)\n", seconds, threads);
+      printf("  %.2f s (%d BLAS thread(s) per rank, %s)\n", seconds, threads, vae_blas_describe());
     }
     fflush(stdout);
   }

@@ -1,22 +1,26 @@
-/* main.c: dispatches vae_mpi's subcommands; nothing else. */
+/* main.c: dispatches vae_mpi's subcommands; before a subcommand that computes, lets
+ * vae_blas_select pick OpenBLAS's kernels (it may re-execute the program, so it comes first). */
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_kernels.h"
 #include "commands.h"
 
 typedef struct {
   const char *name;
   int (*run)(int argc, char **argv);
   const char *help;
+  int blas; /* computes with BLAS: the kernels are chosen before it starts (blas_kernels.h) */
 } command;
 
 static const command commands[] = {
-    {"import-idx", vae_cmd_import_idx, "IDX files (MNIST, Fashion-MNIST) into an HDF5 group"},
-    {"train", vae_cmd_train, "train a VAE, data-parallel over the MPI ranks (run under mpirun)"},
-    {"eval", vae_cmd_eval, "ELBO and importance-weighted bound of a checkpoint on a dataset (under mpirun)"},
-    {"sample", vae_cmd_sample, "a PNG grid of samples from a checkpoint's decoder"},
-    {"reconstruct", vae_cmd_reconstruct, "a PNG of images above their reconstructions"},
-    {NULL, NULL, NULL},
+    {"import-idx", vae_cmd_import_idx, "IDX files (MNIST, Fashion-MNIST) into an HDF5 group", 0},
+    {"train", vae_cmd_train, "train a VAE, data-parallel over the MPI ranks (run under mpirun)", 1},
+    {"eval", vae_cmd_eval, "ELBO and importance-weighted bound of a checkpoint on a dataset (under mpirun)",
+     1},
+    {"sample", vae_cmd_sample, "a PNG grid of samples from a checkpoint's decoder", 1},
+    {"reconstruct", vae_cmd_reconstruct, "a PNG of images above their reconstructions", 1},
+    {NULL, NULL, NULL, 0},
 };
 
 static void usage(FILE *f) {
@@ -35,7 +39,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (size_t i = 0; commands[i].name; i++)
-    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      if (commands[i].blas) vae_blas_select(argv);
+      return commands[i].run(argc - 1, argv + 1);
+    }
   usage(stderr);
   fprintf(stderr, "vae_mpi: error: unknown command '%s'; pick one of the commands above\n", argv[1]);
   return 2;

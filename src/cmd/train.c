@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "adam.h"
+#include "blas_kernels.h"
 #include "checkpoint.h"
 #include "cli.h"
 #include "commands.h"
@@ -437,9 +438,9 @@ static int run(trainer *t) {
     char desc[256];
     vae_describe(&o->model, desc, sizeof desc);
     printf(
-        "vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank\n",
+        "vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank, %s\n",
         t->d.size, o->batch_size, o->batch_size * t->d.size, spe, desc, vae_decoder_name(o->model.decoder),
-        t->n_params, t->threads);
+        t->n_params, t->threads, vae_blas_describe());
     fflush(stdout);
   }
   int consecutive_skips = 0, status = 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blas_kernels.h"
 #include "durable_file.h"
 #include "error.h"
 
@@ -93,7 +94,7 @@ static void clear_progress(vae_metrics *m) {
 
 void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
   char test[160] = "";
-  char json[1024];
+  char json[2048]; /* the BLAS members (blas_kernels.h) are up to ~1 KiB */
   if (r->has_test)
     snprintf(test, sizeof test, "\"test_recon\":%.10g,\"test_kl\":%.10g,\"test_elbo\":%.10g,", r->test_recon,
              r->test_kl, -(r->test_recon + r->test_kl));
@@ -104,10 +105,11 @@ void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
       "{\"type\":\"epoch\",\"epoch\":%ld,\"step\":%ld,\"train_recon\":%.10g,\"train_kl\":%.10g,"
       "\"train_elbo\":%.10g,%s\"samples_per_s\":%.1f,\"seconds\":%.3f,\"elapsed\":%.3f,\"lr\":%.6g,"
       "\"skipped_steps\":%ld,\"train_seconds\":%.4f,\"allreduce_seconds\":%.4f,\"checkpoint_seconds\":%.4f,"
-      "\"peak_rss_mib\":%.1f}",
+      "\"peak_rss_mib\":%.1f,%s}",
       r->epoch, r->step, r->train_recon, r->train_kl, -(r->train_recon + r->train_kl), test, r->samples_per_s,
       r->seconds, r->elapsed, r->lr, r->skipped, r->train_seconds, r->allreduce_seconds,
-      r->checkpoint_seconds, r->peak_rss_mib);
+      r->checkpoint_seconds, r->peak_rss_mib, vae_blas_json());
+  m->blas_logged = 1;
   vae_metrics_write_json(m, json);
   clear_progress(m);
   printf("epoch %3ld  step %7ld  train recon %8.3f kl %7.3f elbo %9.3f", r->epoch, r->step, r->train_recon,
@@ -121,11 +123,14 @@ void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
 
 void vae_metrics_step(vae_metrics *m, long epoch, long step, double recon, double kl, double lr,
                       double kl_weight, double grad_norm) {
-  char json[512];
+  char json[1536];
+  /* The first record of a run (or of a resumed attempt) names the BLAS kernels, as every epoch's. */
   snprintf(json, sizeof json,
            "{\"type\":\"step\",\"epoch\":%ld,\"step\":%ld,\"recon\":%.10g,\"kl\":%.10g,\"elbo\":%.10g,"
-           "\"lr\":%.6g,\"kl_weight\":%.6g,\"grad_norm\":%.6g}",
-           epoch, step, recon, kl, -(recon + kl), lr, kl_weight, grad_norm);
+           "\"lr\":%.6g,\"kl_weight\":%.6g,\"grad_norm\":%.6g%s%s}",
+           epoch, step, recon, kl, -(recon + kl), lr, kl_weight, grad_norm, m->blas_logged ? "" : ",",
+           m->blas_logged ? "" : vae_blas_json());
+  m->blas_logged = 1;
   vae_metrics_write_json(m, json);
 }
 
