@@ -1,13 +1,12 @@
-/* vae.h: the MLP VAE. Configuration, the flat parameter layout with named views, initialisation
- * (model.c), and forward/backward of a batch (vae.c).
+/* vae.h: the VAE. Configuration and its checks (model.c), the network as a list of layers over ONE flat
+ * parameter buffer with the named tensor table and initialisation (net.c), and forward/backward of a
+ * batch as one loop over the layers (vae.c).
  *
- * Layout of one flat buffer (params, grads, Adam m and v all share it), PyTorch nn.Linear (out, in):
- *   encoder/hidden{i}/weight (h_i, in_i), encoder/hidden{i}/bias (h_i)          i = 0 .. n_hidden-1
- *   encoder/mu/weight (L, h_last), encoder/logvar/weight (L, h_last)   <- adjacent: one (2L, h) GEMM
- *   encoder/mu/bias (L), encoder/logvar/bias (L)                       <- adjacent: one (2L) bias
- *   decoder/hidden{i}/weight, decoder/hidden{i}/bias                   widths reversed: h_last .. h_0
- *   decoder/out/weight (D, h_0) [, decoder/logvar/weight (D, h_0)]     <- adjacent for gaussian-learned
- *   decoder/out/bias (D) [, decoder/logvar/bias (D)]
+ * The flat buffer (params, grads, Adam m and v all share it) holds, layer by layer, each layer's
+ * weight(s) then its bias(es). A layer with two heads stores both weights, then both biases, so that
+ * the fused head is one GEMM: encoder/mu|logvar (2L, h) and, for gaussian-learned, decoder/out|logvar.
+ * Linear weights are PyTorch nn.Linear (out, in). The tensor table (vae_tensors) names every tensor with
+ * its PyTorch shape, as checkpoints store them (docs/CHECKPOINT.md).
  * Images are rows of D = H*W*C floats in (H, W, C) order, as h5py writes (N, H, W, C). */
 #ifndef VAE_VAE_H
 #define VAE_VAE_H
@@ -16,7 +15,11 @@
 #include <stdint.h>
 
 #define VAE_MAX_HIDDEN 8
-#define VAE_MAX_TENSORS (4 * VAE_MAX_HIDDEN + 8)
+/* encoder: hidden + head; decoder: hidden + head */
+#define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 2)
+/* a weight and a bias per layer, two more of each for each of the two fused heads */
+#define VAE_MAX_TENSORS (2 * VAE_MAX_LAYERS + 4)
+#define VAE_TENSOR_MAX_DIMS 4
 
 typedef enum {
   VAE_DEC_BERNOULLI = 0,       /* logits; recon = BCE with logits */
@@ -36,70 +39,93 @@ typedef struct {
 
 #define VAE_DEFAULT_LOGVAR_MIN (-6.0f)
 
-/* One linear layer's view into a flat buffer: w is (out, in) row-major, b is (out). */
-typedef struct {
-  float *w;
-  float *b;
-  int in, out;
-} vae_linear;
+/* ---- the network: a list of layers ---- */
 
-/* Named views of one flat buffer (parameters, or gradients of the same layout). */
+typedef enum { VAE_LAYER_LINEAR = 0 } vae_layer_kind;
+
+/* One layer: its kind, shapes, activation and where its parameters live in the flat buffer. Shapes are
+ * (H, W, C), channels last; a linear layer sees its input flattened (H*W*C values) and produces
+ * out_h*out_w*out_c values per head (1 x 1 x width for hidden layers, H x W x C for the MLP's output). */
 typedef struct {
-  int n_hidden;
-  vae_linear enc[VAE_MAX_HIDDEN]; /* enc[i]: (hidden[i], in_i) */
-  vae_linear enc_head;            /* mu and logvar fused: w (2L, h_last), rows [0,L) mu, [L,2L) logvar */
-  vae_linear dec[VAE_MAX_HIDDEN]; /* dec[i]: widths reversed; dec[0] takes z */
-  vae_linear dec_head;            /* out (D) or out+logvar (2D) fused: w (k*D, h_0) */
+  vae_layer_kind kind;
+  int relu;                /* ReLU on the output (every layer but the two heads) */
+  int heads;               /* 1, or 2 outputs fused along the output: [head 0 | head 1] per row */
+  int in_h, in_w, in_c;    /* input */
+  int out_h, out_w, out_c; /* output of one head */
+  size_t w, b;             /* offsets (floats) of the weight and the bias; head h's follow head h-1's */
+  char name[2][32];        /* per head: "encoder/mu", "encoder/logvar"; tensors add "/weight", "/bias" */
+} vae_layer;
+
+typedef struct {
+  int n;     /* layers */
+  int n_enc; /* layers [0, n_enc) map x to [mu | logvar]; [n_enc, n) map z to the decoder output */
+  vae_layer layer[VAE_MAX_LAYERS];
+  size_t n_params; /* floats in the flat buffer */
+} vae_net;
+
+/* A flat buffer (parameters, or gradients of the same layout) and the layer list that reads it. */
+typedef struct {
+  float *buf;
+  vae_net net;
 } vae_views;
 
-/* One named tensor of the layout, for checkpoints: name like "encoder/mu/weight". */
+/* One named tensor of the layout, for checkpoints: name like "encoder/mu/weight", shape as PyTorch's. */
 typedef struct {
   char name[64];
   size_t offset; /* in floats, from the start of the flat buffer */
-  int ndim;      /* 1 (bias) or 2 (weight) */
-  int dims[2];   /* (out, in) or (out) */
+  int ndim;      /* 1 (bias) .. VAE_TENSOR_MAX_DIMS */
+  int dims[VAE_TENSOR_MAX_DIMS];
 } vae_tensor;
 
-/* ---- model.c ---- */
+/* ---- model.c: configuration ---- */
 size_t vae_input_dim(const vae_config *c);
+/* Outputs of the decoder per value: 2 (mean and log-variance) for gaussian-learned, else 1. */
+int vae_decoder_heads(const vae_config *c);
 /* Checks sizes and the decoder; writes a user-facing message and returns -1 when invalid. */
 int vae_config_validate(const vae_config *c, char *err);
-size_t vae_num_params(const vae_config *c);
-/* Points every view into buf, which holds vae_num_params(c) floats. */
-void vae_views_init(const vae_config *c, float *buf, vae_views *v);
-/* Fills t[0..n) (n <= VAE_MAX_TENSORS) in layout order, returns n. */
-int vae_tensors(const vae_config *c, vae_tensor *t);
-/* PyTorch nn.Linear default: weight and bias uniform in +-1/sqrt(fan_in), drawn from the seed. */
-void vae_init_params(const vae_config *c, float *params, uint64_t seed);
 const char *vae_decoder_name(vae_decoder d);
 int vae_decoder_parse(const char *s, vae_decoder *d); /* 0 ok, -1 unknown */
 /* Writes "784-400-20-400-784" style. */
 void vae_describe(const vae_config *c, char *buf, size_t n);
 
+/* ---- net.c: the layer list, the tensor table, initialisation ---- */
+/* The layer list of a valid config (vae_config_validate). */
+void vae_net_build(const vae_config *c, vae_net *net);
+size_t vae_layer_in_size(const vae_layer *l);  /* in_h * in_w * in_c */
+size_t vae_layer_out_size(const vae_layer *l); /* heads * out_h * out_w * out_c: one row of its output */
+size_t vae_num_params(const vae_config *c);
+/* The layer list over buf, which holds vae_num_params(c) floats. */
+void vae_views_init(const vae_config *c, float *buf, vae_views *v);
+/* Fills t[0..n) (n <= VAE_MAX_TENSORS) in layout order, returns n. */
+int vae_tensors(const vae_config *c, vae_tensor *t);
+/* Number of floats of a tensor: the product of its dims. */
+size_t vae_tensor_len(const vae_tensor *t);
+/* PyTorch's default initialisation: weight and bias uniform in +-1/sqrt(fan_in), drawn from the seed. */
+void vae_init_params(const vae_config *c, float *params, uint64_t seed);
+
 /* ---- vae.c ---- */
 /* Activations and scratch for batches of up to max_batch images; allocated once, reused each step. */
 typedef struct {
   int max_batch;
-  float *x;                     /* (B, D) scratch for the caller's batch (optional use) */
-  float *h_enc[VAE_MAX_HIDDEN]; /* (B, hidden[i]) after ReLU */
-  float *mulv;                  /* (B, 2L): mu in [:, :L], logvar in [:, L:] */
-  float *eps;                   /* (B, L) scratch for the caller's noise (optional use) */
-  float *z;                     /* (B, L) */
-  float *h_dec[VAE_MAX_HIDDEN]; /* (B, width) after ReLU */
-  float *out;                   /* (B, k*D): logits or mean [, raw log-variance] per row */
-  double *recon;                /* (B): -log p(x|z) per image, nats */
-  double *kl;                   /* (B): KL(q(z|x) || N(0, I)) per image, nats */
-  float *dbuf[2];               /* backward scratch, (B, max width) each */
-  float *dout;                  /* (B, k*D) gradient w.r.t. out */
-  float *dmulv;                 /* (B, 2L) */
+  float *x;                   /* (B, D) scratch for the caller's batch (optional use) */
+  float *act[VAE_MAX_LAYERS]; /* act[i]: (B, out size of layer i), after its activation */
+  float *mulv;                /* = act[n_enc - 1], (B, 2L): mu in [:, :L], logvar in [:, L:] */
+  float *eps;                 /* (B, L) scratch for the caller's noise (optional use) */
+  float *z;                   /* (B, L) */
+  float *out;                 /* = act[n - 1], (B, k*D): logits or mean [, raw log-variance] per row */
+  double *recon;              /* (B): -log p(x|z) per image, nats */
+  double *kl;                 /* (B): KL(q(z|x) || N(0, I)) per image, nats */
+  float *dbuf[2];             /* backward scratch, (B, widest layer input) each */
+  float *dout;                /* (B, k*D) gradient w.r.t. out */
+  float *dmulv;               /* (B, 2L) */
 } vae_workspace;
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch);
 void vae_workspace_free(vae_workspace *ws);
 
-/* Encoder only: fills ws->h_enc and ws->mulv for x (B, D). */
+/* Encoder only: fills the encoder's activations and ws->mulv for x (B, D). */
 void vae_encode(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, int B);
-/* Decoder only from z (B, L) (may be ws->z): fills ws->h_dec and ws->out. */
+/* Decoder only from z (B, L) (may be ws->z): fills the decoder's activations and ws->out. */
 void vae_decode(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *z, int B);
 /* Decoder mean image in data space from ws->out after vae_decode: sigmoid(logits) or the mean. */
 void vae_output_mean(const vae_config *c, const vae_workspace *ws, int B, float *mean);

@@ -17,19 +17,14 @@ static double now(void) {
 
 /* The products of one step: per layer forward X W^T, backward dY W (not for the first layer), dY^T X. */
 static void gemms(const vae_config *c, const vae_views *p, float *a, float *bbuf, float *cbuf, int B) {
-  const vae_linear *ls[2 * VAE_MAX_HIDDEN + 2];
-  int n = 0;
-  for (int i = 0; i < c->n_hidden; i++) ls[n++] = &p->enc[i];
-  ls[n++] = &p->enc_head;
-  for (int i = 0; i < c->n_hidden; i++) ls[n++] = &p->dec[i];
-  ls[n++] = &p->dec_head;
-  for (int k = 0; k < n; k++) {
-    int IN = ls[k]->in, OUT = ls[k]->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, a, IN, ls[k]->w, IN, 0.0f, cbuf,
-                OUT);
+  for (int k = 0; k < p->net.n; k++) {
+    const vae_layer *l = &p->net.layer[k];
+    const float *w = p->buf + l->w;
+    int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, a, IN, w, IN, 0.0f, cbuf, OUT);
     if (k > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, bbuf, OUT, ls[k]->w, IN, 0.0f,
-                  cbuf, IN);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IN, OUT, 1.0f, bbuf, OUT, w, IN, 0.0f, cbuf,
+                  IN);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, 1.0f, bbuf, OUT, a, IN, 1.0f, cbuf, IN);
   }
 }

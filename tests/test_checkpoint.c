@@ -781,7 +781,7 @@ static void print_checksums(const vae_config *cfg, const char *group, const floa
   int nt = vae_tensors(cfg, t);
   for (int i = 0; i < nt; i++) {
     uint64_t sum = 0, wsum = 0;
-    size_t n = (size_t)t[i].dims[0] * (t[i].ndim == 2 ? (size_t)t[i].dims[1] : 1);
+    size_t n = vae_tensor_len(&t[i]);
     for (size_t k = 0; k < n; k++) {
       uint32_t bits;
       memcpy(&bits, buf + t[i].offset + k, 4);

@@ -80,8 +80,8 @@ int main(void) {
   fclose(f);
   d.at_point = record_point;
   CHECK(vae_durable_publish(&d, err) == 0, "publish: %s", err);
-  CHECK(n_points == 3 && !strcmp(points_seen[0], "before-fsync") && !strcmp(points_seen[1], "before-rename") &&
-            !strcmp(points_seen[2], "after-rename"),
+  CHECK(n_points == 3 && !strcmp(points_seen[0], "before-fsync") &&
+            !strcmp(points_seen[1], "before-rename") && !strcmp(points_seen[2], "after-rename"),
         "points: %d", n_points);
   CHECK(slurp(path, buf, sizeof buf) == 0 && strcmp(buf, "third\n") == 0, "third content '%s'", buf);
 
@@ -128,20 +128,23 @@ int main(void) {
         "ENOSPC: rc %d '%s'", rc, err);
   struct stat sb;
   CHECK(lstat(tmp, &sb) != 0 && errno == ENOENT, "temporary left after ENOSPC");
-  CHECK(slurp(path, buf, sizeof buf) == 0 && strcmp(buf, "third\n") == 0, "ENOSPC changed the file: '%s'", buf);
+  CHECK(slurp(path, buf, sizeof buf) == 0 && strcmp(buf, "third\n") == 0, "ENOSPC changed the file: '%s'",
+        buf);
 
   /* A caller's own failure: vae_durable_fail removes the temporary and says why. */
   f = vae_durable_fopen(&d, path, "test file", err);
   CHECK(f != NULL, "fopen: %s", err);
   if (f) fclose(f);
   rc = vae_durable_fail(&d, 0, "the encoder gave up", err);
-  CHECK(rc < 0 && strstr(err, "cannot write test file") && strstr(err, "the encoder gave up"), "fail: '%s'", err);
+  CHECK(rc < 0 && strstr(err, "cannot write test file") && strstr(err, "the encoder gave up"), "fail: '%s'",
+        err);
   CHECK(count_hidden() == 0, "vae_durable_fail left a temporary file");
 
   /* Refusals before anything is created. */
   char bad[160];
   snprintf(bad, sizeof bad, "%s/no-such-dir/x.txt", dir);
-  CHECK(write_text(bad, "x", err) < 0 && strstr(err, "does not exist") && strstr(err, bad), "missing: '%s'", err);
+  CHECK(write_text(bad, "x", err) < 0 && strstr(err, "does not exist") && strstr(err, bad), "missing: '%s'",
+        err);
   snprintf(bad, sizeof bad, "%s/out.txt/x.txt", dir);
   CHECK(write_text(bad, "x", err) < 0 && strstr(err, "is not a folder"), "file as folder: '%s'", err);
   snprintf(bad, sizeof bad, "%s/", dir);

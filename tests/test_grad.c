@@ -26,8 +26,8 @@ typedef struct {
   ref_layer enc[VAE_MAX_HIDDEN], enc_head, dec[VAE_MAX_HIDDEN], dec_head;
 } ref_model;
 
-static ref_layer ref_of(const vae_linear *l, const float *base) {
-  ref_layer r = {(size_t)(l->w - base), (size_t)(l->b - base), l->in, l->out};
+static ref_layer ref_of(const vae_layer *l) {
+  ref_layer r = {l->w, l->b, (int)vae_layer_in_size(l), (int)vae_layer_out_size(l)};
   return r;
 }
 
@@ -127,10 +127,11 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
   vae_views_init(&c, params, &pv);
   vae_views_init(&c, grads, &gv);
   ref_model m = {.nh = c.n_hidden};
+  /* the layer list: encoder hidden layers, the mu|logvar head, decoder hidden layers, the output head */
   for (int i = 0; i < c.n_hidden; i++)
-    m.enc[i] = ref_of(&pv.enc[i], params), m.dec[i] = ref_of(&pv.dec[i], params);
-  m.enc_head = ref_of(&pv.enc_head, params);
-  m.dec_head = ref_of(&pv.dec_head, params);
+    m.enc[i] = ref_of(&pv.net.layer[i]), m.dec[i] = ref_of(&pv.net.layer[c.n_hidden + 1 + i]);
+  m.enc_head = ref_of(&pv.net.layer[c.n_hidden]);
+  m.dec_head = ref_of(&pv.net.layer[2 * c.n_hidden + 1]);
 
   float x[NB * 12], eps[NB * 3];
   vae_rng_uniform(x, NB * D, seed, VAE_RNG_EVAL, 0, 1, 0);
@@ -181,7 +182,7 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
   vae_tensor t[VAE_MAX_TENSORS];
   int nt = vae_tensors(&c, t);
   for (int k = 0; k < nt; k++) {
-    size_t len = (size_t)t[k].dims[0] * (t[k].ndim == 2 ? (size_t)t[k].dims[1] : 1);
+    size_t len = vae_tensor_len(&t[k]);
     double norm = 0;
     for (size_t i = 0; i < len; i++) norm += fd[t[k].offset + i] * fd[t[k].offset + i];
     CHECK(sqrt(norm) > 1e-3, "%s: %s gradient norm %g", vae_decoder_name(dec), t[k].name, sqrt(norm));
@@ -190,7 +191,7 @@ static void check_decoder(int nh, vae_decoder dec, float logvar_min, float kw, f
   float *wrong = malloc(P * sizeof *wrong);
   memcpy(wrong, grads, P * sizeof *wrong);
   for (int k = 0; k < nt; k++) {
-    size_t len = (size_t)t[k].dims[0] * (t[k].ndim == 2 ? (size_t)t[k].dims[1] : 1), best = t[k].offset;
+    size_t len = vae_tensor_len(&t[k]), best = t[k].offset;
     for (size_t i = 0; i < len; i++)
       if (fabs(fd[t[k].offset + i]) > fabs(fd[best])) best = t[k].offset + i;
     wrong[best] *= 1.01f;

@@ -68,9 +68,12 @@ typedef struct {
  * data from the model and computes log p(x) and the ELBO in closed form. */
 static void setup(problem *pr, const vae_config *c, const vae_views *p, int wide) {
   const double s2 = SIGMA * SIGMA;
+  /* no hidden layer: layer 0 is the encoder's mu|logvar head, layer 1 the decoder's output */
+  float *enc_w = p->buf + p->net.layer[0].w, *enc_b = p->buf + p->net.layer[0].b;
+  float *dec_w = p->buf + p->net.layer[1].w, *dec_b = p->buf + p->net.layer[1].b;
   for (int i = 0; i < D; i++) {
-    p->dec_head.b[i] = (float)pr->b[i];
-    for (int j = 0; j < L; j++) p->dec_head.w[i * L + j] = (float)pr->w[i][j];
+    dec_b[i] = (float)pr->b[i];
+    for (int j = 0; j < L; j++) dec_w[i * L + j] = (float)pr->w[i][j];
   }
   /* P = S^-1 = I + W^T W / s2 (L x L), A = S W^T / s2. */
   double P[L * L], Pl[L * L], A[L][D], lv[L];
@@ -95,12 +98,12 @@ static void setup(problem *pr, const vae_config *c, const vae_views *p, int wide
   for (int j = 0; j < L; j++) {
     double ab = 0;
     for (int i = 0; i < D; i++) {
-      p->enc_head.w[j * D + i] = (float)A[j][i];
-      p->enc_head.w[(L + j) * D + i] = 0.0f;
+      enc_w[j * D + i] = (float)A[j][i];
+      enc_w[(L + j) * D + i] = 0.0f;
       ab += A[j][i] * pr->b[i];
     }
-    p->enc_head.b[j] = (float)(-ab);
-    p->enc_head.b[L + j] = (float)lv[j];
+    enc_b[j] = (float)(-ab);
+    enc_b[L + j] = (float)lv[j];
   }
   /* The data, from the model itself. */
   float zn[N * L], nn[N * D];

@@ -18,36 +18,48 @@ static void check_config(const vae_config *c, size_t expect_params) {
   size_t off = 0;
   for (int i = 0; i < nt; i++) {
     CHECK(t[i].offset == off, "%s at %zu, expected %zu", t[i].name, t[i].offset, off);
-    off += (size_t)t[i].dims[0] * (t[i].ndim == 2 ? (size_t)t[i].dims[1] : 1);
+    off += vae_tensor_len(&t[i]);
   }
   CHECK(off == n, "tensors cover %zu of %zu", off, n);
-  /* Views point at the tensors of the same names. */
+  /* The layer list points at the tensors of the same names; the fused heads are adjacent. */
   float *buf = calloc(n, sizeof *buf);
   vae_views v;
   vae_views_init(c, buf, &v);
+  const vae_net *net = &v.net;
+  CHECK(v.buf == buf && net->n_params == n, "views over %zu of %zu", net->n_params, n);
+  CHECK(net->n == 2 * c->n_hidden + 2 && net->n_enc == c->n_hidden + 1, "%d layers, %d in the encoder",
+        net->n, net->n_enc);
+  const vae_layer *enc_head = &net->layer[net->n_enc - 1], *dec_head = &net->layer[net->n - 1];
   for (int i = 0; i < nt; i++) {
-    float *p = buf + t[i].offset;
-    if (strcmp(t[i].name, "encoder/mu/weight") == 0) CHECK(p == v.enc_head.w, "mu weight view");
+    size_t o = t[i].offset;
+    if (strcmp(t[i].name, "encoder/mu/weight") == 0) CHECK(o == enc_head->w, "mu weight");
     if (strcmp(t[i].name, "encoder/logvar/weight") == 0)
-      CHECK(p == v.enc_head.w + (size_t)c->latent * v.enc_head.in, "logvar weight follows mu weight");
+      CHECK(o == enc_head->w + (size_t)c->latent * vae_layer_in_size(enc_head), "logvar weight follows mu's");
     if (strcmp(t[i].name, "encoder/logvar/bias") == 0)
-      CHECK(p == v.enc_head.b + c->latent, "logvar bias follows mu bias");
-    if (strcmp(t[i].name, "decoder/out/bias") == 0) CHECK(p == v.dec_head.b, "out bias view");
+      CHECK(o == enc_head->b + (size_t)c->latent, "logvar bias follows mu bias");
+    if (strcmp(t[i].name, "decoder/out/bias") == 0) CHECK(o == dec_head->b, "out bias");
     if (strcmp(t[i].name, "decoder/logvar/weight") == 0)
-      CHECK(p == v.dec_head.w + vae_input_dim(c) * (size_t)v.dec_head.in, "decoder logvar weight");
+      CHECK(o == dec_head->w + vae_input_dim(c) * vae_layer_in_size(dec_head), "decoder logvar weight");
   }
-  CHECK(v.enc_head.out == 2 * c->latent, "enc head rows %d", v.enc_head.out);
-  CHECK(v.dec_head.out == (int)vae_input_dim(c) * (c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1),
-        "dec head rows %d", v.dec_head.out);
+  CHECK(vae_layer_out_size(enc_head) == 2 * (size_t)c->latent && enc_head->heads == 2 && !enc_head->relu,
+        "enc head rows %zu", vae_layer_out_size(enc_head));
+  CHECK(vae_layer_out_size(dec_head) == vae_input_dim(c) * (size_t)vae_decoder_heads(c) && !dec_head->relu,
+        "dec head rows %zu", vae_layer_out_size(dec_head));
+  CHECK(vae_decoder_heads(c) == (c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1), "decoder heads");
+  for (int i = 1; i < net->n; i++)
+    CHECK(vae_layer_in_size(&net->layer[i]) ==
+              (i == net->n_enc ? (size_t)c->latent : vae_layer_out_size(&net->layer[i - 1])),
+          "layer %d takes %zu values", i, vae_layer_in_size(&net->layer[i]));
   /* Init: every value inside +-1/sqrt(fan_in), spread over most of the range, deterministic. */
   vae_init_params(c, buf, 1234);
   for (int i = 0; i < c->n_hidden; i++) {
-    float bound = 1.0f / sqrtf((float)v.enc[i].in), mx = 0;
-    for (size_t k = 0; k < (size_t)v.enc[i].in * v.enc[i].out; k++)
-      mx = fabsf(v.enc[i].w[k]) > mx ? fabsf(v.enc[i].w[k]) : mx;
+    const vae_layer *l = &net->layer[i];
+    size_t in = vae_layer_in_size(l), out = vae_layer_out_size(l);
+    float bound = 1.0f / sqrtf((float)in), mx = 0;
+    for (size_t k = 0; k < in * out; k++) mx = fabsf(buf[l->w + k]) > mx ? fabsf(buf[l->w + k]) : mx;
     CHECK(mx <= bound && mx > 0.95f * bound, "enc[%d] max |w| %g, bound %g", i, mx, bound);
     float bmx = 0;
-    for (int k = 0; k < v.enc[i].out; k++) bmx = fabsf(v.enc[i].b[k]) > bmx ? fabsf(v.enc[i].b[k]) : bmx;
+    for (size_t k = 0; k < out; k++) bmx = fabsf(buf[l->b + k]) > bmx ? fabsf(buf[l->b + k]) : bmx;
     CHECK(bmx <= bound && bmx > 0.5f * bound, "enc[%d] max |b| %g, bound %g", i, bmx, bound);
   }
   float *again = calloc(n, sizeof *again);

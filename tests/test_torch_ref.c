@@ -77,7 +77,7 @@ static void run_case(FILE *f, int k) {
   vae_tensor t[VAE_MAX_TENSORS];
   int nt = vae_tensors(&c, t);
   for (int i = 0; i < nt; i++) {
-    size_t len = (size_t)t[i].dims[0] * (t[i].ndim == 2 ? (size_t)t[i].dims[1] : 1);
+    size_t len = vae_tensor_len(&t[i]);
     double rel;
     int ok = close_norm(grads + t[i].offset, gref + t[i].offset, len, 1e-4, &rel);
     CHECK(ok, "case %d %s %s: gradient relative error %g", k, desc, t[i].name, rel);

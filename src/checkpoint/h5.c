@@ -40,10 +40,6 @@ vae_ck_diag vae_ck_diagnose(void) {
 
 const char *const vae_ck_tensor_groups[3] = {"model", "optimizer/m", "optimizer/v"};
 
-size_t vae_ck_tensor_len(const vae_tensor *t) {
-  return (size_t)t->dims[0] * (t->ndim == 2 ? (size_t)t->dims[1] : 1);
-}
-
 void vae_ck_tensor_path(char *name, const char *grp, const vae_tensor *t) {
   if (snprintf(name, VAE_CK_TENSOR_PATH_LEN, "%s/%s", grp, t->name) >= VAE_CK_TENSOR_PATH_LEN)
     VAE_FAIL("tensor name %s/%s too long", grp, t->name);

@@ -37,8 +37,6 @@ vae_ck_diag vae_ck_diagnose(void);
 /* The three groups a layout's tensors are stored under, in the order params, m, v. */
 extern const char *const vae_ck_tensor_groups[3];
 
-size_t vae_ck_tensor_len(const vae_tensor *t);
-
 /* "<grp>/<tensor name>", the tensor's dataset path, into name (VAE_CK_TENSOR_PATH_LEN bytes). */
 #define VAE_CK_TENSOR_PATH_LEN 128
 void vae_ck_tensor_path(char *name, const char *grp, const vae_tensor *t);

@@ -250,12 +250,14 @@ static herr_t count_datasets_cb(hid_t g, const char *name, const H5L_info_t *inf
 }
 
 static void shape_str(char *buf, size_t n, int rank, const hsize_t *d) {
-  if (rank == 1)
-    snprintf(buf, n, "(%llu)", (unsigned long long)d[0]);
-  else if (rank == 2)
-    snprintf(buf, n, "(%llu, %llu)", (unsigned long long)d[0], (unsigned long long)d[1]);
-  else
+  if (rank < 1 || rank > VAE_TENSOR_MAX_DIMS) {
     snprintf(buf, n, "(%d dimensions)", rank);
+    return;
+  }
+  size_t used = (size_t)snprintf(buf, n, "(");
+  for (int i = 0; i < rank && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, "%s%llu", i ? ", " : "", (unsigned long long)d[i]);
+  if (used < n) snprintf(buf + used, n - used, ")");
 }
 
 static int read_one_tensor(hid_t fid, const char *path, const char *name, const vae_tensor *t, float *out,
@@ -271,7 +273,12 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
   hsize_t dims[8] = {0};
   int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
   if (rank >= 0 && rank <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
-  hsize_t want[2] = {(hsize_t)t->dims[0], (hsize_t)t->dims[1]};
+  hsize_t want[VAE_TENSOR_MAX_DIMS];
+  int same = rank == t->ndim;
+  for (int i = 0; i < t->ndim; i++) {
+    want[i] = (hsize_t)t->dims[i];
+    same = same && dims[i] == want[i];
+  }
   char got_s[64], want_s[64];
   shape_str(got_s, sizeof got_s, rank, dims);
   shape_str(want_s, sizeof want_s, t->ndim, want);
@@ -280,7 +287,7 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
     vae_err(err, "checkpoint %s: /%s cannot be read; the file is damaged", path, name);
   else if (H5Tget_class(ft) != H5T_FLOAT)
     vae_err(err, "checkpoint %s: /%s is not floating point; tensors must be float32", path, name);
-  else if (rank != t->ndim || dims[0] != want[0] || (rank == 2 && dims[1] != want[1]))
+  else if (!same)
     vae_err(err,
             "checkpoint %s: /%s has shape %s, expected %s for the model its /model attributes "
             "describe",
@@ -293,7 +300,7 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
     size_t k;
     float bad;
     rc = 0;
-    if (vae_ck_scan_finite(out, vae_ck_tensor_len(t), &k, &bad) < 0)
+    if (vae_ck_scan_finite(out, vae_tensor_len(t), &k, &bad) < 0)
       rc = vae_err(err,
                    "checkpoint %s: /%s holds a non-finite value (%g at element %zu); resume "
                    "from an older checkpoint",

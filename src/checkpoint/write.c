@@ -79,7 +79,8 @@ static herr_t write_tensors(hid_t fid, const char *prefix, const vae_tensor *t, 
   char name[VAE_CK_TENSOR_PATH_LEN];
   for (int i = 0; i < nt && rc >= 0; i++) {
     vae_ck_tensor_path(name, prefix, &t[i]);
-    hsize_t dims[2] = {(hsize_t)t[i].dims[0], (hsize_t)t[i].dims[1]};
+    hsize_t dims[VAE_TENSOR_MAX_DIMS];
+    for (int k = 0; k < t[i].ndim; k++) dims[k] = (hsize_t)t[i].dims[k];
     hid_t sp = H5Screate_simple(t[i].ndim, dims, NULL);
     hid_t d = sp < 0 ? -1 : H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t[i].offset);
@@ -162,7 +163,7 @@ static int check_before_write(const char *path, const vae_config *cfg, const vae
     for (int i = 0; i < nt; i++) {
       size_t k;
       float bad;
-      if (vae_ck_scan_finite(bufs[b] + t[i].offset, vae_ck_tensor_len(&t[i]), &k, &bad) < 0)
+      if (vae_ck_scan_finite(bufs[b] + t[i].offset, vae_tensor_len(&t[i]), &k, &bad) < 0)
         return vae_err(err,
                        "refusing to write checkpoint %s: /%s/%s holds a non-finite value (%g at "
                        "element %zu); the training diverged, the previous checkpoint is kept",

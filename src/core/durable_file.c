@@ -70,7 +70,10 @@ void vae_durable_abandon(vae_durable *d) {
 int vae_durable_fail(vae_durable *d, int e, const char *why, char *err) {
   vae_durable_abandon(d);
   return vae_err(err, "cannot write %s %s: %s; %s (any earlier %s there is untouched)", d->what, d->path,
-                 e ? strerror(e) : why ? why : "write failed", vae_write_hint(e), d->what);
+                 e     ? strerror(e)
+                 : why ? why
+                       : "write failed",
+                 vae_write_hint(e), d->what);
 }
 
 static void point(const vae_durable *d, const char *name) {
@@ -85,8 +88,8 @@ int vae_durable_publish(vae_durable *d, char *err) {
   if (rename(d->tmp, d->path) != 0) return vae_durable_fail(d, errno, NULL, err);
   point(d, "after-rename");
   if ((e = vae_fsync_path(d->dir, 1)) != 0)
-    return vae_err(err, "%s %s was renamed into place but fsync of folder %s failed: %s; %s", d->what, d->path,
-                   d->dir, strerror(e), vae_write_hint(e));
+    return vae_err(err, "%s %s was renamed into place but fsync of folder %s failed: %s; %s", d->what,
+                   d->path, d->dir, strerror(e), vae_write_hint(e));
   return 0;
 }
 

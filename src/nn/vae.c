@@ -1,7 +1,8 @@
-/* vae.c: forward and backward of a batch through the MLP VAE (the "vae.c" part of vae.h): workspace,
+/* vae.c: forward and backward of a batch through the VAE (the "vae.c" part of vae.h): workspace,
  * encoder, reparameterization, decoder, per-image loss terms, and backpropagation into a gradient
- * view. Never allocates after vae_workspace_create and never owns parameters: the caller passes
- * views (model.c) of its flat buffers. The kernels live in layers.c and loss.c. */
+ * buffer, as one loop over the layer list (net.c) with one switch on the layer's kind. Never allocates
+ * after vae_workspace_create and never owns parameters: the caller passes views of its flat buffers.
+ * The kernels live in layers.c and loss.c. */
 #include "vae.h"
 
 #include <stdlib.h>
@@ -11,32 +12,31 @@
 #include "layers.h"
 #include "loss.h"
 
-static int head_k(const vae_config *c) { return c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1; }
-
 static float *alloc_floats(size_t rows, size_t cols) { return mallocCheck(rows * cols * sizeof(float)); }
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch) {
   if (max_batch < 1) VAE_FAIL("vae_workspace_create: max_batch %d < 1", max_batch);
   vae_workspace *ws = callocCheck(1, sizeof *ws);
+  vae_net net;
+  vae_net_build(c, &net);
   size_t B = (size_t)max_batch, D = vae_input_dim(c), L = (size_t)c->latent;
-  size_t widest = L; /* dbuf holds d(hidden activations) and dz */
-  for (int i = 0; i < c->n_hidden; i++)
-    widest = (size_t)c->hidden[i] > widest ? (size_t)c->hidden[i] : widest;
+  size_t widest = L; /* dbuf holds the gradient of every layer's input but x's, and dz */
+  for (int i = 1; i < net.n; i++) {
+    size_t in = vae_layer_in_size(&net.layer[i]);
+    widest = in > widest ? in : widest;
+  }
   ws->max_batch = max_batch;
   ws->x = alloc_floats(B, D);
-  for (int i = 0; i < c->n_hidden; i++) {
-    ws->h_enc[i] = alloc_floats(B, (size_t)c->hidden[i]);
-    ws->h_dec[i] = alloc_floats(B, (size_t)c->hidden[c->n_hidden - 1 - i]);
-  }
-  ws->mulv = alloc_floats(B, 2 * L);
+  for (int i = 0; i < net.n; i++) ws->act[i] = alloc_floats(B, vae_layer_out_size(&net.layer[i]));
+  ws->mulv = ws->act[net.n_enc - 1];
+  ws->out = ws->act[net.n - 1];
   ws->eps = alloc_floats(B, L);
   ws->z = alloc_floats(B, L);
-  ws->out = alloc_floats(B, (size_t)head_k(c) * D);
   ws->recon = mallocCheck(B * sizeof(double));
   ws->kl = mallocCheck(B * sizeof(double));
   ws->dbuf[0] = alloc_floats(B, widest);
   ws->dbuf[1] = alloc_floats(B, widest);
-  ws->dout = alloc_floats(B, (size_t)head_k(c) * D);
+  ws->dout = alloc_floats(B, (size_t)vae_decoder_heads(c) * D);
   ws->dmulv = alloc_floats(B, 2 * L);
   return ws;
 }
@@ -44,14 +44,9 @@ vae_workspace *vae_workspace_create(const vae_config *c, int max_batch) {
 void vae_workspace_free(vae_workspace *ws) {
   if (!ws) return;
   free(ws->x);
-  for (int i = 0; i < VAE_MAX_HIDDEN; i++) {
-    free(ws->h_enc[i]);
-    free(ws->h_dec[i]);
-  }
-  free(ws->mulv);
+  for (int i = 0; i < VAE_MAX_LAYERS; i++) free(ws->act[i]);
   free(ws->eps);
   free(ws->z);
-  free(ws->out);
   free(ws->recon);
   free(ws->kl);
   free(ws->dbuf[0]);
@@ -65,29 +60,51 @@ static void check_batch(const vae_workspace *ws, int B) {
   if (B < 1 || B > ws->max_batch) VAE_FAIL("batch of %d images, workspace holds 1 to %d", B, ws->max_batch);
 }
 
+/* ---- one layer: the one switch on the kind ---- */
+
+/* out (B, out size) = the layer applied to in (B, in size), with its activation. */
+static void layer_forward(const vae_layer *l, const float *P, float *out, const float *in, int B) {
+  const int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
+  switch (l->kind) {
+    case VAE_LAYER_LINEAR:
+      if (l->relu)
+        vae_linear_relu_forward(out, in, P + l->w, P + l->b, B, IN, OUT);
+      else
+        vae_linear_forward(out, in, P + l->w, P + l->b, B, IN, OUT);
+      break;
+  }
+}
+
+/* Given dy = dL/d(layer output) (B, out size), accumulates alpha * the weight and bias gradients into G
+ * and writes alpha * dL/d(input) into dx (skipped when dx is NULL). */
+static void layer_backward(const vae_layer *l, const float *P, float *G, float *dx, const float *dy,
+                           const float *in, float alpha, int B) {
+  const int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
+  switch (l->kind) {
+    case VAE_LAYER_LINEAR:
+      vae_linear_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, B, IN, OUT);
+      break;
+  }
+}
+
 /* ---- forward ---- */
+
+/* Layers [lo, hi) on in; layer i writes ws->act[i]. */
+static void forward_layers(const vae_views *p, vae_workspace *ws, int lo, int hi, const float *in, int B) {
+  for (int i = lo; i < hi; i++) {
+    layer_forward(&p->net.layer[i], p->buf, ws->act[i], in, B);
+    in = ws->act[i];
+  }
+}
 
 void vae_encode(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, int B) {
   check_batch(ws, B);
-  const float *in = x;
-  for (int i = 0; i < c->n_hidden; i++) {
-    const vae_linear *l = &p->enc[i];
-    vae_linear_relu_forward(ws->h_enc[i], in, l->w, l->b, B, l->in, l->out);
-    in = ws->h_enc[i];
-  }
-  /* mu and logvar: one (2L, h) GEMM into mulv (B, 2L) */
-  vae_linear_forward(ws->mulv, in, p->enc_head.w, p->enc_head.b, B, p->enc_head.in, p->enc_head.out);
+  forward_layers(p, ws, 0, p->net.n_enc, x, B); /* ends in the fused mu|logvar head: ws->mulv */
 }
 
 void vae_decode(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *z, int B) {
   check_batch(ws, B);
-  const float *in = z;
-  for (int i = 0; i < c->n_hidden; i++) {
-    const vae_linear *l = &p->dec[i];
-    vae_linear_relu_forward(ws->h_dec[i], in, l->w, l->b, B, l->in, l->out);
-    in = ws->h_dec[i];
-  }
-  vae_linear_forward(ws->out, in, p->dec_head.w, p->dec_head.b, B, p->dec_head.in, p->dec_head.out);
+  forward_layers(p, ws, p->net.n_enc, p->net.n, z, B); /* ends in the output head: ws->out */
 }
 
 void vae_output_mean(const vae_config *c, const vae_workspace *ws, int B, float *mean) {
@@ -126,38 +143,37 @@ void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, con
 
 /* ---- backward ---- */
 
-void vae_backward(const vae_config *c, const vae_views *p, const vae_views *g, vae_workspace *ws,
-                  const float *x, const float *eps, int B, float kl_weight, float scale) {
-  check_batch(ws, B);
-  int nh = c->n_hidden, L = c->latent, cur = 0;
-  /* Decoder, output layer first. dout is d recon / d out; alpha = scale makes every gradient below
-   * (including dz) the gradient of scale * loss. */
-  const float *dy = ws->dout;
-  float alpha = scale;
-  for (int i = nh; i >= 0; i--) {
-    const vae_linear *l = i == nh ? &p->dec_head : &p->dec[i];
-    const vae_linear *gl = i == nh ? &g->dec_head : &g->dec[i];
-    const float *in = i > 0 ? ws->h_dec[i - 1] : ws->z;
-    float *dx = ws->dbuf[cur];
-    vae_linear_backward(dx, gl->w, gl->b, dy, in, l->w, alpha, B, l->in, l->out);
-    if (i > 0) vae_relu_backward(dx, in, (size_t)B * (size_t)l->in);
+/* Layers [lo, hi) backwards from dy (the gradient of layer hi-1's output); layer lo's input is in0.
+ * alpha scales the last layer's gradients (and so every one below it). Returns the gradient of in0,
+ * or NULL when want_din0 is 0 (the encoder's first layer: x needs none). */
+static const float *backward_layers(const vae_views *p, const vae_views *g, vae_workspace *ws, int lo, int hi,
+                                    const float *in0, const float *dy, float alpha, int want_din0, int B) {
+  int cur = 0;
+  for (int i = hi - 1; i >= lo; i--) {
+    const vae_layer *l = &p->net.layer[i];
+    const float *in = i > lo ? ws->act[i - 1] : in0;
+    float *dx = i > lo || want_din0 ? ws->dbuf[cur] : NULL;
+    layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, B);
+    /* the ReLU of the layer below, applied to its output's gradient */
+    if (i > lo && p->net.layer[i - 1].relu) vae_relu_backward(dx, in, (size_t)B * vae_layer_in_size(l));
     dy = dx;
     cur ^= 1;
     alpha = 1.0f;
   }
-  /* dy is now dz (B, L). d[mu | logvar] = scale kl_weight dKL + reparameterization share of dz. */
+  return dy;
+}
+
+void vae_backward(const vae_config *c, const vae_views *p, const vae_views *g, vae_workspace *ws,
+                  const float *x, const float *eps, int B, float kl_weight, float scale) {
+  check_batch(ws, B);
+  const int L = c->latent;
+  /* Decoder, output layer first. dout is d recon / d out; alpha = scale makes every gradient below
+   * (including dz) the gradient of scale * loss. */
+  const float *dz = backward_layers(p, g, ws, p->net.n_enc, p->net.n, ws->z, ws->dout, scale, 1, B);
+  /* d[mu | logvar] = scale kl_weight dKL + reparameterization share of dz. dz lives in a dbuf that
+   * the encoder's backward may overwrite only after dmulv is formed. */
   vae_kl_backward(ws->dmulv, ws->mulv, scale * kl_weight, B, L);
-  vae_reparam_backward(ws->dmulv, dy, ws->mulv, eps, B, L);
-  dy = ws->dmulv;
+  vae_reparam_backward(ws->dmulv, dz, ws->mulv, eps, B, L);
   /* Encoder, head first; the first layer's input gradient (w.r.t. x) is not needed. */
-  for (int i = nh; i >= 0; i--) {
-    const vae_linear *l = i == nh ? &p->enc_head : &p->enc[i];
-    const vae_linear *gl = i == nh ? &g->enc_head : &g->enc[i];
-    const float *in = i > 0 ? ws->h_enc[i - 1] : x;
-    float *dx = i > 0 ? ws->dbuf[cur] : NULL;
-    vae_linear_backward(dx, gl->w, gl->b, dy, in, l->w, 1.0f, B, l->in, l->out);
-    if (dx) vae_relu_backward(dx, in, (size_t)B * (size_t)l->in);
-    dy = dx;
-    cur ^= 1;
-  }
+  backward_layers(p, g, ws, 0, p->net.n_enc, x, ws->dmulv, 1.0f, 0, B);
 }
