@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #define VAE_MAX_HIDDEN 8
+#define VAE_MAX_WIDTH 65536 /* of a hidden layer and of the latent */
 /* encoder: hidden + head; decoder: hidden + head */
 #define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 2)
 /* a weight and a bias per layer, two more of each for each of the two fused heads */
@@ -81,7 +82,10 @@ typedef struct {
 size_t vae_input_dim(const vae_config *c);
 /* Outputs of the decoder per value: 2 (mean and log-variance) for gaussian-learned, else 1. */
 int vae_decoder_heads(const vae_config *c);
-/* Checks sizes and the decoder; writes a user-facing message and returns -1 when invalid. */
+/* The checks of everything a flag sets (widths, latent, decoder, sigma, logvar_min): the one place
+ * their ranges and messages live (the CLI calls it before any data is read). 0, or -1 and err. */
+int vae_config_validate_flags(const vae_config *c, char *err);
+/* vae_config_validate_flags and the input shape: the whole model. */
 int vae_config_validate(const vae_config *c, char *err);
 const char *vae_decoder_name(vae_decoder d);
 int vae_decoder_parse(const char *s, vae_decoder *d); /* 0 ok, -1 unknown */

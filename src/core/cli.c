@@ -35,28 +35,30 @@ static int parse_double(const char *flag, const char *s, double *out, char *err)
   return 0;
 }
 
-int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
-  int n = 0;
+/* A comma-separated list of whole numbers (at most max; "" is the empty list) into out[0..*n). Only
+ * the syntax is checked here; the values' ranges are the model's (vae_config_validate_flags). */
+static int parse_int_list(const char *flag, const char *s, int *out, int max, int *n, char *err) {
+  int k = 0;
   const char *p = s;
-  if (*p == '\0') { /* "" = no hidden layer: a linear encoder and decoder */
-    c->n_hidden = 0;
-    return 0;
-  }
-  while (1) {
+  while (*s) { /* ends at the last number's end (or returns an error) */
     char *end = NULL;
     errno = 0;
     long v = strtol(p, &end, 10);
-    if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || v < 1 || v > 65536)
-      return vae_err(
-          err, "--hidden expects comma-separated widths from 1 to 65536 (e.g. 400 or 512,256), got '%s'", s);
-    if (n == VAE_MAX_HIDDEN)
-      return vae_err(err, "--hidden takes at most %d widths, got '%s'", VAE_MAX_HIDDEN, s);
-    c->hidden[n++] = (int)v;
+    if (end == p || (*end != ',' && *end != '\0') || errno == ERANGE || v < INT_MIN || v > INT_MAX)
+      return vae_err(err, "%s expects comma-separated whole numbers (e.g. 400 or 512,256), got '%s'", flag,
+                     s);
+    if (k == max) return vae_err(err, "%s takes at most %d values, got '%s'", flag, max, s);
+    out[k++] = (int)v;
     if (*end == '\0') break;
     p = end + 1;
   }
-  c->n_hidden = n;
+  *n = k;
   return 0;
+}
+
+int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
+  /* "" = no hidden layer: a linear encoder and decoder */
+  return parse_int_list("--hidden", s, c->hidden, VAE_MAX_HIDDEN, &c->n_hidden, err);
 }
 
 const char *vae_lr_scale_name(vae_lr_scale s) {
@@ -307,8 +309,5 @@ int vae_train_opts_validate(const vae_train_opts *o, char *err) {
   if (o->max_skips < 1) return vae_err(err, "--max-skips must be at least 1, got %d", o->max_skips);
   if (o->out[0] == '\0') return vae_err(err, "--out must name a folder");
   if (o->dataset[0] == '\0') return vae_err(err, "--dataset must name a dataset inside --data");
-  if (o->model.latent < 1 || o->model.latent > 65536)
-    return vae_err(err, "--latent must be from 1 to 65536, got %d", o->model.latent);
-  if (!(o->model.sigma > 0)) return vae_err(err, "--sigma must be positive, got %g", (double)o->model.sigma);
-  return 0;
+  return vae_config_validate_flags(&o->model, err); /* the model's ranges: model.c */
 }

@@ -12,19 +12,14 @@ size_t vae_input_dim(const vae_config *c) { return (size_t)c->in_h * (size_t)c->
 
 int vae_decoder_heads(const vae_config *c) { return c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1; }
 
-int vae_config_validate(const vae_config *c, char *err) {
-  if (c->in_h < 1 || c->in_w < 1 || c->in_c < 1)
-    return vae_err(err, "input shape %dx%dx%d is not positive", c->in_h, c->in_w, c->in_c);
-  if (vae_input_dim(c) > (1u << 24))
-    return vae_err(err, "input of %zu values per image is larger than the 16M this model supports",
-                   vae_input_dim(c));
+int vae_config_validate_flags(const vae_config *c, char *err) {
   if (c->n_hidden < 0 || c->n_hidden > VAE_MAX_HIDDEN)
     return vae_err(err, "--hidden takes 0 to %d widths, got %d", VAE_MAX_HIDDEN, c->n_hidden);
   for (int i = 0; i < c->n_hidden; i++)
-    if (c->hidden[i] < 1 || c->hidden[i] > 65536)
-      return vae_err(err, "--hidden width %d is out of range (1 to 65536)", c->hidden[i]);
-  if (c->latent < 1 || c->latent > 65536)
-    return vae_err(err, "--latent %d is out of range (1 to 65536)", c->latent);
+    if (c->hidden[i] < 1 || c->hidden[i] > VAE_MAX_WIDTH)
+      return vae_err(err, "--hidden widths must be from 1 to %d, got %d", VAE_MAX_WIDTH, c->hidden[i]);
+  if (c->latent < 1 || c->latent > VAE_MAX_WIDTH)
+    return vae_err(err, "--latent must be from 1 to %d, got %d", VAE_MAX_WIDTH, c->latent);
   if (c->decoder != VAE_DEC_BERNOULLI && c->decoder != VAE_DEC_GAUSSIAN &&
       c->decoder != VAE_DEC_GAUSSIAN_LEARNED)
     return vae_err(err, "unknown decoder %d", (int)c->decoder);
@@ -34,6 +29,15 @@ int vae_config_validate(const vae_config *c, char *err) {
   if (!(c->logvar_min >= -80.0f && c->logvar_min <= 80.0f))
     return vae_err(err, "--logvar-min must be in [-80, 80], got %g", (double)c->logvar_min);
   return 0;
+}
+
+int vae_config_validate(const vae_config *c, char *err) {
+  if (c->in_h < 1 || c->in_w < 1 || c->in_c < 1)
+    return vae_err(err, "input shape %dx%dx%d is not positive", c->in_h, c->in_w, c->in_c);
+  if (vae_input_dim(c) > (1u << 24))
+    return vae_err(err, "input of %zu values per image is larger than the 16M this model supports",
+                   vae_input_dim(c));
+  return vae_config_validate_flags(c, err);
 }
 
 const char *vae_decoder_name(vae_decoder d) {
