@@ -8,5 +8,6 @@ int vae_cmd_eval(int argc, char **argv);
 int vae_cmd_sample(int argc, char **argv);
 int vae_cmd_reconstruct(int argc, char **argv);
 int vae_cmd_import_idx(int argc, char **argv);
+int vae_cmd_import_images(int argc, char **argv);
 
 #endif

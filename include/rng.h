@@ -13,7 +13,8 @@ enum {
   VAE_RNG_EPS = 2,    /* reparameterization noise (step = global step) */
   VAE_RNG_PERM = 3,   /* shard shuffles (step = epoch) */
   VAE_RNG_SAMPLE = 4, /* z for sample grids */
-  VAE_RNG_EVAL = 5    /* noise for evaluation (step = batch or sample index) */
+  VAE_RNG_EVAL = 5,   /* noise for evaluation (step = batch or sample index) */
+  VAE_RNG_SPLIT = 6   /* import-images' train/test split (step = class) */
 };
 
 /* Philox4x32-10 on one counter block: out[4] from ctr[4] and key[2]. */
@@ -25,7 +26,10 @@ void vae_rng_uniform(float *out, size_t n, uint64_t seed, uint32_t purpose, uint
 /* n standard normals (Box-Muller) of the stream, starting at index `first` (must be even). */
 void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint32_t rank, uint64_t step,
                     uint64_t first);
-/* A uniformly random permutation of 0..n-1 (Fisher-Yates) for (seed, rank, epoch). */
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates) of the stream (seed, purpose, rank, step). */
+void vae_rng_shuffle(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
+                     uint64_t step);
+/* The shard shuffle: vae_rng_shuffle for (seed, VAE_RNG_PERM, rank, epoch). */
 void vae_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t rank, uint64_t epoch);
 
 #endif

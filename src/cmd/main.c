@@ -15,6 +15,8 @@ typedef struct {
 
 static const command commands[] = {
     {"import-idx", vae_cmd_import_idx, "IDX files (MNIST, Fashion-MNIST) into an HDF5 group", 0},
+    {"import-images", vae_cmd_import_images,
+     "a folder of PNG/JPEG images (ImageFolder layout) into an HDF5 group", 0},
     {"train", vae_cmd_train, "train a VAE, data-parallel over the MPI ranks (run under mpirun)", 1},
     {"eval", vae_cmd_eval, "ELBO and importance-weighted bound of a checkpoint on a dataset (under mpirun)",
      1},

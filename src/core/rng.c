@@ -72,12 +72,13 @@ void vae_rng_normal(float *out, size_t n, uint64_t seed, uint32_t purpose, uint3
   }
 }
 
-void vae_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t rank, uint64_t epoch) {
+void vae_rng_shuffle(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t purpose, uint32_t rank,
+                     uint64_t step) {
   for (uint32_t i = 0; i < n; i++) perm[i] = i;
   uint32_t r[4];
   for (uint32_t i = n; i > 1; i--) {
     uint64_t k = n - i; /* one 64-bit draw per swap: words 2k%4, 2k%4+1 of block k/2 */
-    stream_block(seed, VAE_RNG_PERM, rank, epoch, k / 2, r);
+    stream_block(seed, purpose, rank, step, k / 2, r);
     uint64_t x = ((uint64_t)r[(k % 2) * 2] << 32) | r[(k % 2) * 2 + 1];
     /* Lemire's multiply-shift: j uniform in [0, i) (bias below 2^-32 for any i < 2^32). */
     uint32_t j = (uint32_t)(((unsigned __int128)x * i) >> 64);
@@ -85,4 +86,8 @@ void vae_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t ran
     perm[i - 1] = perm[j];
     perm[j] = t;
   }
+}
+
+void vae_rng_permutation(uint32_t *perm, uint32_t n, uint64_t seed, uint32_t rank, uint64_t epoch) {
+  vae_rng_shuffle(perm, n, seed, VAE_RNG_PERM, rank, epoch);
 }
