@@ -9,8 +9,9 @@
  * temporary and leaves the output as it was. Single process, HDF5's sec2 driver: never calls MPI.
  *
  * Datasets are written by appending rows in order (vae_h5w_append); a chunked dataset is chunked
- * along N, gzip-compressed (level VAE_H5W_GZIP) with the shuffle filter, and the appends are
- * buffered so that HDF5 only ever sees whole chunks. Every function returns 0 or -1 with a one-line
+ * along N, gzip-compressed (level VAE_H5W_GZIP) with the shuffle filter; the appends are buffered
+ * into whole chunks, compressed on the writer's threads (h5_chunks.h) and written with
+ * H5Dwrite_chunk, so HDF5 itself never compresses. Every function returns 0 or -1 with a one-line
  * message in err (VAE_ERR_LEN bytes); after a failure, call vae_h5w_abort. */
 #ifndef VAE_H5_GROUP_WRITER_H
 #define VAE_H5_GROUP_WRITER_H
@@ -32,6 +33,9 @@ typedef enum { VAE_H5W_U8, VAE_H5W_U32 } vae_h5w_type;
 vae_h5_writer *vae_h5w_open(const char *out, const char *const *groups, int ngroups,
                             const char *const *datasets, int ndatasets, int overwrite, const char *creator,
                             char *err);
+
+/* Threads that compress the chunks (default 1); call before vae_h5w_dataset. At most 256. */
+void vae_h5w_threads(vae_h5_writer *w, int threads);
 
 /* Creates the anonymous dataset that commit links as /group/name: shape dims[0..nd) (dims[0] = N),
  * chunked chunk_rows images at a time (kept under 1 GiB a chunk) when chunk_rows > 0, else

@@ -236,10 +236,11 @@ typedef struct {
   long *counts[2]; /* per class */
 } output;
 
-static int open_output(const plan *p, const opts *o, output *out, char *err) {
+static int open_output(const plan *p, const opts *o, int threads, output *out, char *err) {
   const char *groups[2] = {p->ngroups == 2 ? "train" : o->group, "test"}, *names[] = {"images", "labels"};
   out->w = vae_h5w_open(o->out, groups, p->ngroups, names, 2, o->overwrite, "vae_mpi import-images", err);
   if (!out->w) return -1;
+  vae_h5w_threads(out->w, threads);
   for (size_t i = 0; i < p->l.n; i++)
     if (p->group[i] >= 0) out->n[p->group[i]]++;
   for (int g = 0; g < p->ngroups; g++) {
@@ -334,7 +335,7 @@ static int decode_and_append(plan *p, const opts *o, int threads, output *out, c
 }
 
 static int write_all(plan *p, const opts *o, int threads, output *out, char *err) {
-  int rc = open_output(p, o, out, err);
+  int rc = open_output(p, o, threads, out, err);
   if (rc == 0) rc = decode_and_append(p, o, threads, out, err);
   if (rc == 0 && out->n[0] + out->n[1] == 0) rc = vae_err(err, "%s: no readable image at all", o->dir);
   if (rc == 0) rc = write_attributes(p, o, out, err);

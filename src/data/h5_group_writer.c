@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "h5_chunks.h"
 
 #define W_PATH_LEN 4096
 
@@ -26,14 +27,15 @@ typedef struct {
   size_t row_bytes;
   hsize_t chunk_rows; /* 0: contiguous */
   hsize_t written;    /* rows handed to HDF5 */
-  unsigned char *buf; /* chunked: one chunk of pending rows */
+  size_t elem;        /* bytes per element */
+  unsigned char *buf; /* chunked: `threads` chunks of pending rows */
   hsize_t buffered;
 } w_dataset;
 
 struct vae_h5_writer {
   char out[W_PATH_LEN], tmp[W_PATH_LEN + 64];
   hid_t file;
-  int overwrite;
+  int overwrite, threads;
   w_dataset ds[VAE_H5W_MAX_DATASETS];
   int n;
 };
@@ -221,6 +223,7 @@ vae_h5_writer *vae_h5w_open(const char *out, const char *const *groups, int ngro
   snprintf(w->out, sizeof w->out, "%s", out);
   snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%ld", out, (long)getpid());
   w->overwrite = overwrite;
+  w->threads = 1;
   w->file = H5I_INVALID_HID;
   if (fresh) {
     w->file = H5Fcreate(w->tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
@@ -251,6 +254,10 @@ vae_h5_writer *vae_h5w_open(const char *out, const char *const *groups, int ngro
   return w;
 }
 
+void vae_h5w_threads(vae_h5_writer *w, int threads) {
+  w->threads = threads < 1 ? 1 : threads > 256 ? 256 : threads;
+}
+
 int vae_h5w_dataset(vae_h5_writer *w, const char *group, const char *name, vae_h5w_type type, int nd,
                     const uint64_t *dims, long chunk_rows, int *id, char *err) {
   if (w->n == VAE_H5W_MAX_DATASETS || nd < 1 || nd > VAE_H5W_MAX_RANK)
@@ -261,7 +268,7 @@ int vae_h5w_dataset(vae_h5_writer *w, const char *group, const char *name, vae_h
   snprintf(d->name, sizeof d->name, "%s", name);
   d->nd = nd;
   d->mem_type = type == VAE_H5W_U8 ? H5T_NATIVE_UCHAR : H5T_NATIVE_UINT32;
-  d->row_bytes = type == VAE_H5W_U8 ? 1 : 4;
+  d->row_bytes = d->elem = type == VAE_H5W_U8 ? 1 : 4;
   for (int i = 0; i < nd; i++) d->dims[i] = dims[i];
   for (int i = 1; i < nd; i++) d->row_bytes *= dims[i];
   hid_t space = H5Screate_simple(nd, d->dims, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -276,7 +283,7 @@ int vae_h5w_dataset(vae_h5_writer *w, const char *group, const char *name, vae_h
     d->chunk_rows = rows;
     ok = H5Pset_chunk(dcpl, nd, cd) >= 0 && H5Pset_shuffle(dcpl) >= 0 &&
          H5Pset_deflate(dcpl, VAE_H5W_GZIP) >= 0;
-    d->buf = mallocCheck(rows * d->row_bytes);
+    d->buf = mallocCheck((size_t)w->threads * rows * d->row_bytes);
   }
   hid_t ftype = type == VAE_H5W_U8 ? H5T_STD_U8LE : H5T_STD_U32LE;
   d->d = ok ? H5Dcreate_anon(w->file, ftype, space, dcpl, H5P_DEFAULT) : H5I_INVALID_HID;
@@ -304,6 +311,27 @@ static int write_rows(vae_h5_writer *w, w_dataset *d, const void *rows, hsize_t 
   return 0;
 }
 
+/* Compresses the buffered rows (whole chunks; the last one zero-padded, as HDF5 stores an edge
+ * chunk full-size) on the writer's threads and writes them with H5Dwrite_chunk, in order. */
+static int flush_chunks(vae_h5_writer *w, w_dataset *d, char *err) {
+  if (!d->buffered) return 0;
+  const size_t cbytes = d->chunk_rows * d->row_bytes, n = (d->buffered + d->chunk_rows - 1) / d->chunk_rows;
+  memset(d->buf + d->buffered * d->row_bytes, 0, n * cbytes - d->buffered * d->row_bytes);
+  unsigned char *in[256], *out[256];
+  size_t len[256];
+  for (size_t i = 0; i < n; i++) in[i] = d->buf + i * cbytes;
+  int rc = vae_h5_compress_chunks(in, n, cbytes, d->elem, VAE_H5W_GZIP, w->threads, out, len);
+  if (rc < 0) vae_err(err, "%s: compressing /%s/%s failed (out of memory?)", w->out, d->group, d->name);
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    hsize_t off[VAE_H5W_MAX_RANK] = {d->written + i * d->chunk_rows, 0, 0, 0};
+    if (H5Dwrite_chunk(d->d, H5P_DEFAULT, 0, off, len[i], out[i]) < 0)
+      rc = vae_err(err, "%s: cannot write /%s/%s (disk full?)", w->out, d->group, d->name);
+  }
+  for (size_t i = 0; i < n; i++) free(out[i]);
+  if (rc == 0) d->written += d->buffered, d->buffered = 0;
+  return rc;
+}
+
 int vae_h5w_append(vae_h5_writer *w, int id, const void *rows, uint64_t n, char *err) {
   w_dataset *d = get(w, id);
   if (!d) return vae_err(err, "internal: h5 writer: no dataset %d", id);
@@ -311,23 +339,14 @@ int vae_h5w_append(vae_h5_writer *w, int id, const void *rows, uint64_t n, char 
     return vae_err(err, "internal: h5 writer: more rows than /%s/%s holds", d->group, d->name);
   const unsigned char *p = rows;
   if (!d->chunk_rows) return n ? write_rows(w, d, p, n, err) : 0;
+  const hsize_t cap = (hsize_t)w->threads * d->chunk_rows;
   while (n > 0) {
-    if (d->buffered == 0 && n >= d->chunk_rows) { /* whole chunks straight from the caller */
-      hsize_t k = n / d->chunk_rows * d->chunk_rows;
-      if (write_rows(w, d, p, k, err) < 0) return -1;
-      p += k * d->row_bytes;
-      n -= k;
-      continue;
-    }
-    hsize_t k = d->chunk_rows - d->buffered < n ? d->chunk_rows - d->buffered : n;
+    hsize_t k = cap - d->buffered < n ? cap - d->buffered : n;
     memcpy(d->buf + d->buffered * d->row_bytes, p, k * d->row_bytes);
     d->buffered += k;
     p += k * d->row_bytes;
     n -= k;
-    if (d->buffered == d->chunk_rows) {
-      if (write_rows(w, d, d->buf, d->buffered, err) < 0) return -1;
-      d->buffered = 0;
-    }
+    if (d->buffered == cap && flush_chunks(w, d, err) < 0) return -1;
   }
   return 0;
 }
@@ -335,8 +354,7 @@ int vae_h5w_append(vae_h5_writer *w, int id, const void *rows, uint64_t n, char 
 /* ---- commit ---- */
 
 static int finish_dataset(vae_h5_writer *w, w_dataset *d, char *err) {
-  if (d->buffered && write_rows(w, d, d->buf, d->buffered, err) < 0) return -1;
-  d->buffered = 0;
+  if (flush_chunks(w, d, err) < 0) return -1;
   if (d->written == d->dims[0]) return 0;
   if (!d->chunk_rows)
     return vae_err(err, "internal: h5 writer: /%s/%s got %llu of %llu rows", d->group, d->name,

@@ -56,8 +56,8 @@ static int read_dir(const char *dir, strvec *dirs, strvec *files, char *err) {
     push(is_dir ? dirs : files, name);
   }
   closedir(d);
-  qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
-  qsort(files->v, files->n, sizeof *files->v, cmp_str);
+  if (dirs->n > 1) qsort(dirs->v, dirs->n, sizeof *dirs->v, cmp_str);
+  if (files->n > 1) qsort(files->v, files->n, sizeof *files->v, cmp_str);
   return 0;
 }
 
