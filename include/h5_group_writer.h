@@ -2,10 +2,11 @@
  * changes until every byte is written, and an existing group is never half-replaced. Serves every
  * importer (import-idx, import-images).
  *
- * How: the output is written under a temporary name in the same folder (a new file, or a copy of the
- * existing one); inside it every dataset is created anonymous (H5Dcreate_anon), filled, given its
- * attributes, and only linked under /GROUP/NAME at commit, after which the temporary file is fsynced,
- * renamed over the output and the folder fsynced. Any failure, or vae_h5w_abort, removes the
+ * How: the output is written under durable_file.h's temporary name in the same folder (a new file,
+ * or a byte copy of the existing one); inside it every dataset is created anonymous
+ * (H5Dcreate_anon), filled, given its attributes, and only linked under /GROUP/NAME at commit, after
+ * which vae_durable_publish fsyncs the temporary file, renames it over the output and fsyncs the
+ * folder. Any failure, or vae_h5w_abort, removes the
  * temporary and leaves the output as it was. Single process, HDF5's sec2 driver: never calls MPI.
  *
  * Datasets are written by appending rows in order (vae_h5w_append); a chunked dataset is chunked

@@ -110,14 +110,14 @@ ok "nothing on stderr" [ ! -s "$tmp/err.txt" ]
 ok "stdout says what was written" grep -qF "/alpha/images uint8 (7, 5, 4, 1)" "$tmp/out.txt"
 ok "alpha: dtype, shape, chunks, gzip 4 + shuffle, attributes, every byte" \
   check "$h5" alpha "$tmp/a-img" "$tmp/a-lab.gz" 4
-ok "no temporary file left" [ -z "$(ls "$tmp" | grep 'tmp-')" ]
+ok "no temporary file left" [ -z "$(ls -A "$tmp" | grep 'tmp-')" ]
 
 # ---- append a 4-d group; the first group is unchanged ----
 run --images "$tmp/b-img.gz" --labels "$tmp/b-lab" --out "$h5" --group beta
 ok "append exits 0 ($(cat "$tmp/err.txt"))" [ "$status" -eq 0 ]
 ok "beta: 4-d images (3, 2, 2, 3), default chunk" check "$h5" beta "$tmp/b-img.gz" "$tmp/b-lab" 1024
 ok "alpha unchanged after the append" check "$h5" alpha "$tmp/a-img" "$tmp/a-lab.gz" 4
-ok "no temporary file left after the append (the copy was renamed)" [ -z "$(ls "$tmp" | grep 'tmp-')" ]
+ok "no temporary file left after the append (the copy was renamed)" [ -z "$(ls -A "$tmp" | grep 'tmp-')" ]
 
 # ---- an existing group is refused without --overwrite; the file is untouched ----
 before=$(sum "$h5")
@@ -160,7 +160,7 @@ with h5py.File(sys.argv[1], 'r') as f: sys.exit('gamma' in f)" "$h5"
 # A failed import into a new file leaves no file and no temporary.
 run --images "$tmp/cut-img.gz" --labels "$tmp/a-lab.gz" --out "$tmp/new.h5" --group g
 ok "failed new import: exit 1" [ "$status" -eq 1 ]
-ok "failed new import: no output, no temporary" [ -z "$(ls "$tmp" | grep 'new.h5')" ]
+ok "failed new import: no output, no temporary" [ -z "$(ls -A "$tmp" | grep 'new.h5')" ]
 # An existing non-HDF5 --out is refused, not clobbered.
 echo "precious" >"$tmp/notes.h5"
 run $A --out "$tmp/notes.h5" --group g
@@ -185,7 +185,7 @@ usage_error "import-idx needs --out FILE.h5" $A --group g
 usage_error "import-idx needs --images FILE" --labels "$tmp/a-lab.gz" --out "$h5" --group g
 usage_error "--group 'a/b' must be one plain name" $A --out "$h5" --group a/b
 usage_error "unexpected argument 'stray'" $A --out "$h5" --group g stray
-ok "usage errors: no file g and no temporary" [ -z "$(ls "$tmp" | grep -e 'tmp-' -e '^g$')" ]
+ok "usage errors: no file g and no temporary" [ -z "$(ls -A "$tmp" | grep -e 'tmp-' -e '^g$')" ]
 run --help
 ok "--help exits 0" [ "$status" -eq 0 ]
 ok "--help prints the usage" grep -q "^usage: vae_mpi import-idx --images FILE" "$tmp/out.txt"
@@ -224,7 +224,7 @@ import h5py, sys
 with h5py.File(sys.argv[1], 'r') as f:
     shapes = [f[k].shape for k in ('train/images', 'train/labels', 'test/images', 'test/labels')]
 sys.exit(shapes != [(60000, 28, 28, 1), (60000,), (10000, 28, 28, 1), (10000,)])" "$full"
-  ok "get-fashion-mnist: no temporary left" [ -z "$(ls "$tmp" | grep 'fm-full.h5.tmp')" ]
+  ok "get-fashion-mnist: no temporary left" [ -z "$(ls -A "$tmp" | grep 'fm-full.h5.tmp')" ]
   before=$(sum "$full")
   VAE_MPI=$VAE_MPI bash "${VAE_SOURCE_DIR:-$(dirname "$0")/..}/scripts/get-fashion-mnist.sh" "$full" \
     >"$tmp/get.txt" 2>&1

@@ -6,15 +6,19 @@ file and no temporary left, and the existing file byte-identical. A file only ro
 root, chmod 000 does not stop reads, so that case runs the binary as the unprivileged user nobody
 (setpriv), and is skipped with a message where that is impossible. Then --skip-bad over every kind
 of bad file at once: exit 0, one warning line with the count and the first five names in order,
-and exactly the good images written. Env: VAE_MPI."""
+and exactly the good images written. Last, a SIGKILL while a copy of an existing file is being
+written leaves that file byte-identical. Env: VAE_MPI."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import h5py
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "robust"))
@@ -112,6 +116,26 @@ p = run(["--dir", good_only, "--out", os.path.join(tmp, "goodonly.h5")])
 with h5py.File(os.path.join(tmp, "goodonly.h5"), "r") as f:
     check(np.array_equal(f["train/images"][...], x) and np.array_equal(f["train/labels"][...], y),
           "--skip-bad wrote exactly the good images, in order")
+
+# ---- SIGKILL while the images are decoded and written into a copy of an existing file ----
+big = os.path.join(tmp, "big", "k")
+os.makedirs(big)
+y, x = np.mgrid[0:1500, 0:1500]
+Image.fromarray(((x * 7 + y * 3) % 256).astype(np.uint8), "L").save(os.path.join(big, "000.png"))
+for i in range(1, 120):
+    shutil.copy(os.path.join(big, "000.png"), os.path.join(big, f"{i:03d}.png"))
+proc = subprocess.Popen([VAE_MPI, "import-images", "--dir", os.path.dirname(big), "--out", existing, "--group", "big",
+                         "--size", "32x32", "--threads", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+deadline, seen = time.time() + 30, None
+while time.time() < deadline and proc.poll() is None and not seen:
+    seen = [q for q in os.listdir(tmp) if q.startswith(".existing.h5.tmp-")]
+    time.sleep(0.005)
+proc.send_signal(signal.SIGKILL)
+proc.wait()
+check(bool(seen) and proc.returncode == -signal.SIGKILL, f"killed while writing its temporary ({seen}, {proc.returncode})")
+check(open(existing, "rb").read() == before, "SIGKILL during the write: the existing file is byte-identical")
+with h5py.File(existing, "r") as f:
+    check("big" not in f and f["train/images"].shape == (2, 8, 8, 3), "SIGKILL: the existing file reads as before")
 
 shutil.rmtree(tmp)
 done("test_robust_images")

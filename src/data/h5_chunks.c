@@ -52,7 +52,13 @@ static void *work(void *arg) {
 
 int vae_h5_compress_chunks(unsigned char *const *chunk, size_t n, size_t bytes, size_t elem_size, int level,
                            int threads, unsigned char **out, size_t *out_len) {
-  job j = {.chunk = chunk, .n = n, .bytes = bytes, .elem = elem_size, .level = level, .out = out, .out_len = out_len};
+  job j = {.chunk = chunk,
+           .n = n,
+           .bytes = bytes,
+           .elem = elem_size,
+           .level = level,
+           .out = out,
+           .out_len = out_len};
   atomic_init(&j.next, 0);
   atomic_init(&j.failed, 0);
   for (size_t i = 0; i < n; i++) out[i] = NULL;

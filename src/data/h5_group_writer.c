@@ -13,10 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "durable_file.h"
 #include "error.h"
 #include "h5_chunks.h"
-
-#define W_PATH_LEN 4096
 
 typedef struct {
   char group[256], name[64];
@@ -33,7 +32,8 @@ typedef struct {
 } w_dataset;
 
 struct vae_h5_writer {
-  char out[W_PATH_LEN], tmp[W_PATH_LEN + 64];
+  vae_durable dur; /* dur.path: the output; dur.tmp: what is written */
+  const char *out, *tmp;
   hid_t file;
   int overwrite, threads;
   w_dataset ds[VAE_H5W_MAX_DATASETS];
@@ -74,26 +74,6 @@ done:
   if (out >= 0 && close(out) != 0 && rc == 0) rc = vae_err(err, "cannot write %s: %s", dst, strerror(errno));
   if (in >= 0) close(in);
   return rc;
-}
-
-/* fsync of a path (the file after HDF5 closed it, or a folder). */
-static int fsync_path(const char *path, int flags) {
-  int fd = open(path, flags);
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc;
-}
-
-static int publish(const char *tmp, const char *out, char *err) {
-  if (fsync_path(tmp, O_RDONLY) != 0) return vae_err(err, "cannot fsync %s: %s", tmp, strerror(errno));
-  if (rename(tmp, out) != 0) return vae_err(err, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
-  char dir[W_PATH_LEN];
-  const char *slash = strrchr(out, '/');
-  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - out) + (slash == out) : 1, slash ? out : ".");
-  if (fsync_path(dir, O_RDONLY | O_DIRECTORY) != 0)
-    return vae_err(err, "cannot fsync the folder of %s: %s", out, strerror(errno));
-  return 0;
 }
 
 /* ---- refusing before anything is written ---- */
@@ -216,12 +196,14 @@ vae_h5_writer *vae_h5w_open(const char *out, const char *const *groups, int ngro
   int fresh = stat(out, &st) != 0;
   if (fresh && errno != ENOENT) return vae_err(err, "cannot use --out %s: %s", out, strerror(errno)), NULL;
   if (!fresh && !S_ISREG(st.st_mode)) return vae_err(err, "--out %s exists and is not a file", out), NULL;
-  if (strlen(out) >= W_PATH_LEN) return vae_err(err, "--out path is too long: %s", out), NULL;
   if (!fresh && check_existing(out, groups, ngroups, datasets, ndatasets, overwrite, err) < 0) return NULL;
 
   vae_h5_writer *w = callocCheck(1, sizeof *w);
-  snprintf(w->out, sizeof w->out, "%s", out);
-  snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%ld", out, (long)getpid());
+  if (vae_durable_begin(&w->dur, out, "HDF5 file", err) < 0) {
+    free(w);
+    return NULL;
+  }
+  w->out = w->dur.path, w->tmp = w->dur.tmp;
   w->overwrite = overwrite;
   w->threads = 1;
   w->file = H5I_INVALID_HID;
@@ -234,7 +216,7 @@ vae_h5_writer *vae_h5w_open(const char *out, const char *const *groups, int ngro
     }
   } else {
     if (copy_file(out, w->tmp, err) < 0) {
-      unlink(w->tmp);
+      vae_durable_abandon(&w->dur);
       free(w);
       return NULL;
     }
@@ -399,8 +381,11 @@ int vae_h5w_commit(vae_h5_writer *w, char *err) {
   close_all(w);
   if (H5Fclose(w->file) < 0 && rc == 0) rc = vae_err(err, "%s: closing the file failed (disk full?)", w->tmp);
   w->file = H5I_INVALID_HID;
-  if (rc == 0) rc = publish(w->tmp, w->out, err);
-  if (rc != 0) unlink(w->tmp);
+  if (rc == 0) {
+    rc = vae_durable_publish(&w->dur, err);
+  } else {
+    vae_durable_abandon(&w->dur);
+  }
   free(w);
   return rc;
 }
@@ -409,6 +394,6 @@ void vae_h5w_abort(vae_h5_writer *w) {
   if (!w) return;
   close_all(w);
   if (w->file >= 0) H5Fclose(w->file);
-  unlink(w->tmp);
+  vae_durable_abandon(&w->dur);
   free(w);
 }
