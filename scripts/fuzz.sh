@@ -11,7 +11,7 @@ case "$secs" in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, got 
 command -v clang >/dev/null || { echo "fuzz.sh: clang not found: scripts/install-deps.sh --fuzz" >&2; exit 2; }
 build="$root/build-fuzz"
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DVAE_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_idx fuzz_data fuzz_checkpoint >/dev/null
+cmake --build "$build" -j "$(nproc)" --target fuzz_idx fuzz_data fuzz_checkpoint fuzz_image >/dev/null
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # -malloc_limit_mb above -rss_limit_mb: HDF5 callocs a conversion buffer as long as a (damaged)
 # variable-length string claims, untouched and harmless (fuzz/regressions/checkpoint/oom-*); real
@@ -20,7 +20,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
-for name in idx data checkpoint; do
+for name in idx data checkpoint image; do
   corpus="$build/corpus/$name" findings="$build/findings/$name"
   mkdir -p "$corpus" "$findings"
   cp -n "$root/fuzz/corpus/$name/"* "$corpus/" 2>/dev/null || true

@@ -1,7 +1,7 @@
 # Robustness (issue 8): bad input end to end under mpirun, runaway ranks, the --out lock,
 # non-finite steps, and the fuzz harnesses replayed over their seeds and past findings.
 set(VAE_FUZZ_DIR ${CMAKE_SOURCE_DIR}/fuzz)
-foreach(h idx data checkpoint)
+foreach(h idx data checkpoint image)
   add_executable(replay_${h} ${VAE_FUZZ_DIR}/fuzz_${h}.c ${VAE_FUZZ_DIR}/replay_main.c)
   target_compile_options(replay_${h} PRIVATE ${VAE_WARNINGS})
   target_link_libraries(replay_${h} PRIVATE vae_core)
