@@ -3,8 +3,9 @@
 # (coloured discs and stripes on transparent backgrounds, written by Pillow with its default
 # compression, about 1-2 KB each) imported with every core and with one thread, in one run:
 #   scripts/bench-import.sh [N]        (default 100000; needs ~0.3 GB under $TMPDIR or /tmp)
-# Prints import-images' own lines (files/s), the ratio of the two, the machine load before and after
-# (`uptime`: figures taken while other work runs are noisy), and removes everything it made.
+# Prints import-images' own lines (files/s), the CPU seconds each run used (files per CPU second
+# depends little on what else runs), the ratio of the two runs, the machine load before and after
+# (`uptime`: wall-clock figures taken while other work runs are noisy), and removes all it made.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-100000}
@@ -47,9 +48,18 @@ sync
 # Once untimed to warm the page cache (both timed runs then read from memory), then all cores, then one.
 "$bin" import-images --dir "$work/images" --out "$work/warm.h5" >/dev/null
 rm -f "$work/warm.h5"
-all=$("$bin" import-images --dir "$work/images" --out "$work/all.h5" | tail -1)
+# cpu CMD...: runs CMD, prints its last stdout line and the CPU seconds (user + sys) it used.
+cpu() {
+  local t0 t1 line me=$BASHPID
+  t0=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$me/stat)
+  line=$("$@" | tail -1)
+  t1=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$me/stat)
+  awk -v l="$line" -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+    'BEGIN { c = (b - a) / hz; printf "%s; CPU %.1f s (%.0f files per CPU second)\n", l, c, n / c }'
+}
+all=$(cpu "$bin" import-images --dir "$work/images" --out "$work/all.h5")
 echo "bench-import: all cores: $all"
-one=$("$bin" import-images --dir "$work/images" --out "$work/one.h5" --threads 1 | tail -1)
+one=$(cpu "$bin" import-images --dir "$work/images" --out "$work/one.h5" --threads 1)
 echo "bench-import: 1 thread:  $one"
 /usr/bin/python3 -c '
 import sys, h5py, numpy as np
