@@ -9,6 +9,7 @@ by overlap); along one that grows, bilinear interpolation at the half-pixel cent
 nearest (within 1e-9 of a tie either way). Pillow's resize is a second opinion where it implements
 the same filter (BILINEAR when enlarging both axes, BOX for whole-number shrink factors), within one
 level. Folders of mixed sizes and grey images go through too. Env: VAE_MPI."""
+import atexit
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vaetest import VAE_MPI, check, done  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="vae_image_resize_")
+atexit.register(shutil.rmtree, tmp, True)  # also when a check raises
 rng = np.random.default_rng(5)
 
 
@@ -132,5 +134,4 @@ a[2:6] = 200  # rows 2..5 are the crop torchvision takes (top = round(5 / 2) = 2
 got = import_size("tie", [a], 2, 2, "RGB")
 check(got is not None and int(got.min()) == 200, "crop corner on a tie: rows 2..5 (round half to even)")
 
-shutil.rmtree(tmp)
 done("test_image_resize")

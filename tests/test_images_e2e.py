@@ -5,6 +5,7 @@ reconstruction grid equal to the imported pixels byte for byte (channel order an
 PNG files through HDF5, training's reader and the grid writer), and `sample` with the run's seed
 equal to the last epoch's samples grid. The model is the MLP; the convolutional model runs the same
 test when train has --conv. Env: VAE_MPI."""
+import atexit
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vaetest import VAE_MPI, check, done, mpirun, run1  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="vae_images_e2e_")
+atexit.register(shutil.rmtree, tmp, True)  # also when a check raises
 rng = np.random.default_rng(3)
 S = 16
 y, x = np.mgrid[0:S, 0:S]
@@ -88,5 +90,4 @@ for name, model in models:
             check(im.mode == "RGB" and im.size == grid(10, 5, 2), f"{what}: reconstruct PNG {im.mode} {im.size}")
             check(np.array_equal(tiles(rc, 0, 5), test_x[:5]), f"{what}: reconstruct's originals are the first 5 test images")
 
-shutil.rmtree(tmp)
 done("test_images_e2e")

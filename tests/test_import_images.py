@@ -9,6 +9,7 @@ which Pillow truncates); each JPEG's from Pillow's decode, within one grey level
 white and black, grey output (ITU-R 601 luma), grey-only folders, every 16-bit value, the
 ImageFolder order and labels, attributes, chunking, the per-class train/test split, an unlabelled
 folder, and adding to an existing file. Env: VAE_MPI."""
+import atexit
 import os
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ import imagegen as g  # noqa: E402
 from vaetest import VAE_MPI, check, done  # noqa: E402
 
 tmp = tempfile.mkdtemp(prefix="vae_import_images_")
+atexit.register(shutil.rmtree, tmp, True)  # also when a check raises
 rng = np.random.default_rng(14)
 H, W = 5, 7  # odd, and not square
 truth = {}  # path -> (h, w, 4) RGBA the decoder must produce
@@ -252,5 +254,4 @@ run(["--dir", flat, "--out", out, "--group", "flat", "--overwrite", "--channels"
 with h5py.File(out, "r") as f:
     check(f["flat/images"].shape[-1] == 1, "--overwrite replaced the group")
 
-shutil.rmtree(tmp)
 done("test_import_images")

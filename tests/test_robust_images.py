@@ -8,6 +8,7 @@ root, chmod 000 does not stop reads, so that case runs the binary as the unprivi
 of bad file at once: exit 0, one warning line with the count and the first five names in order,
 and exactly the good images written. Last, a SIGKILL while a copy of an existing file is being
 written leaves that file byte-identical. Env: VAE_MPI."""
+import atexit
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ from vaetest import VAE_MPI, check, done  # noqa: E402
 
 CRASH = ["AddressSanitizer", "runtime error:", "LeakSanitizer", "Segmentation fault", "HDF5-DIAG", "#000"]
 tmp = tempfile.mkdtemp(prefix="vae_robust_images_")
+atexit.register(shutil.rmtree, tmp, True)  # also when a check raises
 os.chmod(tmp, 0o755)  # the unprivileged case below must reach its folder
 cases = corpus.make(os.path.join(tmp, "corpus"))
 existing = os.path.join(tmp, "existing.h5")
@@ -137,5 +139,4 @@ check(open(existing, "rb").read() == before, "SIGKILL during the write: the exis
 with h5py.File(existing, "r") as f:
     check("big" not in f and f["train/images"].shape == (2, 8, 8, 3), "SIGKILL: the existing file reads as before")
 
-shutil.rmtree(tmp)
 done("test_robust_images")
