@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
   CHECK(s[0] == 1.5 * d.size && s[1] == d.size * (d.size - 1) / 2.0, "double sums %g %g", s[0], s[1]);
   CHECK(vae_dist_any(d.rank == d.size - 1) == 1, "any() missed the last rank's flag");
   CHECK(vae_dist_any(0) == 0, "any() of no flags");
-  CHECK(vae_dist_min_long(100 - d.rank) == 100 - (d.size - 1), "min");
+  CHECK(vae_dist_max_long(MPI_COMM_WORLD, 100 + d.rank) == 100 + (d.size - 1), "max");
   for (int i = 0; i < N; i++) v[i] = d.rank == 0 ? (float)i * 0.5f : -1.0f;
   vae_dist_bcast_floats(v, N);
   ok = 1;

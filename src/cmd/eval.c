@@ -5,7 +5,6 @@
 #define _GNU_SOURCE /* sysconf */
 #include <cblas.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +68,34 @@ static int parse_opts(eval_opts *o, int argc, char **argv, char *err) {
   return 0;
 }
 
-/* Rank 0: the checkpoint, checked against the data's image shape. */
-static int load_model(const eval_opts *o, const vae_data_info *info, vae_config *cfg, float **params,
-                      vae_ckpt_state *st, char *err) {
+typedef struct {
+  const eval_opts *o;
+  const vae_data_info *info;
+  float *params;
+  vae_config cfg;
+  struct {
+    long epoch, step;
+    uint64_t seed;
+  } pos;
+} model_load;
+
+/* Rank 0 (vae_dist_on_root): the checkpoint, checked against the data's image shape. */
+static int load_model(void *ctx, char *err) {
+  model_load *ml = ctx;
+  const eval_opts *o = ml->o;
+  const vae_data_info *info = ml->info;
+  vae_config *cfg = &ml->cfg;
+  vae_ckpt_state st;
   float *m = NULL, *v = NULL;
-  if (vae_checkpoint_read(o->checkpoint, cfg, params, &m, &v, st, err) < 0) return -1;
+  if (vae_checkpoint_read(o->checkpoint, cfg, &ml->params, &m, &v, &st, err) < 0) return -1;
   free(m);
   free(v);
+  ml->pos.epoch = st.epoch;
+  ml->pos.step = st.step;
+  ml->pos.seed = st.seed;
   if ((size_t)cfg->in_h != info->h || (size_t)cfg->in_w != info->w || (size_t)cfg->in_c != info->c) {
-    free(*params);
-    *params = NULL;
+    free(ml->params);
+    ml->params = NULL;
     return vae_err(
         err,
         "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; evaluate it on data of the shape it was trained on",
@@ -104,19 +121,19 @@ int vae_cmd_eval(int argc, char **argv) {
   if (rc == 0) rc = vae_data_check_shard_fits(&info, d.rank, d.size, mem_limit, err);
   vae_dist_check(&d, rc < 0, err);
 
-  /* The model: rank 0 reads and checks it, then config, seed and parameters go to every rank. */
-  vae_config cfg;
-  vae_ckpt_state st;
-  float *params = NULL;
-  memset(&cfg, 0, sizeof cfg);
-  memset(&st, 0, sizeof st);
-  rc = d.rank == 0 ? load_model(&o, &info, &cfg, &params, &st, err) : 0;
-  vae_dist_check(&d, rc < 0, err);
-  mpiCheck(MPI_Bcast(&cfg, (int)sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD));
-  long pos[2] = {st.epoch, st.step};
-  mpiCheck(MPI_Bcast(pos, 2, MPI_LONG, 0, MPI_COMM_WORLD));
-  mpiCheck(MPI_Bcast(&st.seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD));
-  const uint64_t seed = o.seed_given ? o.seed : st.seed;
+  /* The model: rank 0 reads and checks it, then config, position, seed and parameters go to every
+   * rank. */
+  model_load ml;
+  memset(&ml, 0, sizeof ml);
+  ml.o = &o;
+  ml.info = &info;
+  vae_dist_on_root(&d, load_model, &ml);
+  vae_dist_bcast_bytes(&ml.cfg, sizeof ml.cfg);
+  vae_dist_bcast_bytes(&ml.pos, sizeof ml.pos);
+  const vae_config cfg = ml.cfg;
+  float *params = ml.params;
+  const long pos[2] = {ml.pos.epoch, ml.pos.step};
+  const uint64_t seed = o.seed_given ? o.seed : ml.pos.seed;
   size_t n_params = vae_num_params(&cfg);
   if (d.rank != 0) params = mallocCheck(n_params * sizeof *params);
   vae_dist_bcast_floats(params, n_params);
@@ -133,13 +150,13 @@ int vae_cmd_eval(int argc, char **argv) {
   int threads = vae_dist_blas_threads(o.threads);
   openblas_set_num_threads(threads);
   vae_workspace *ws = vae_workspace_create(&cfg, o.batch_size);
-  double t0 = MPI_Wtime();
+  double t0 = vae_dist_time();
   /* sums: recon, KL, images (evaluate.h), then the IW bound and its images (iw.h). */
   double sums[5] = {0, 0, 0, 0, 0};
   vae_eval_shard(&cfg, &pv, ws, &shard, seed, sums);
   if (o.iw_samples > 1) vae_iw_shard(&cfg, &pv, ws, &shard, seed, o.iw_samples, sums + 3);
   vae_dist_sum_doubles(sums, 5);
-  double seconds = MPI_Wtime() - t0;
+  double seconds = vae_dist_time() - t0;
 
   if (d.rank == 0) {
     const double N = sums[2], D = (double)vae_input_dim(&cfg), bpd = 1.0 / (D * log(2.0));

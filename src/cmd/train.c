@@ -4,7 +4,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
-#include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +27,7 @@
 #define DEFAULT_DATA "datasets/fashion-mnist.h5"
 #define VAE_STOPPED (-1) /* run_epoch: --max-steps reached, checkpoint written; the process exits 0 */
 
-static double now(void) { return MPI_Wtime(); }
+static double now(void) { return vae_dist_time(); }
 
 /* ---- setup: options, data, model ---- */
 
@@ -314,7 +313,7 @@ static step_result train_step(trainer *t, const uint32_t *rows, int n) {
 
 static long steps_per_epoch(const trainer *t) {
   long mine = (long)((t->train.count + (size_t)t->o.batch_size - 1) / (size_t)t->o.batch_size);
-  return -vae_dist_min_long(-mine); /* the most any rank needs: every image is seen once per epoch */
+  return vae_dist_max_long(MPI_COMM_WORLD, mine); /* the most any rank needs: every image once an epoch */
 }
 
 /* One epoch from the saved position: steps, then the test ELBO, metrics and the epoch checkpoint.
@@ -389,7 +388,7 @@ static int run_epoch(trainer *t, uint32_t *perm, long spe, int *consecutive_skip
   /* Training throughput: all images processed over the slowest rank's time in steps (the
    * allreduce in every step keeps the ranks in lockstep). */
   double tmax[3] = {t_train, t_red, peak_rss_mib()};
-  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, tmax, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+  vae_dist_max_doubles(tmax, 3);
   vae_dist_sum_doubles(&images, 1);
   rec.samples_per_s = tmax[0] > 0 ? images / tmax[0] : 0;
   rec.train_seconds = tmax[0];
@@ -518,7 +517,7 @@ int vae_cmd_train(int argc, char **argv) {
   if (resumed) {
     vae_dist_bcast_floats(t->m, t->n_params);
     vae_dist_bcast_floats(t->v, t->n_params);
-    mpiCheck(MPI_Bcast(&t->st, (int)sizeof t->st, MPI_BYTE, 0, MPI_COMM_WORLD));
+    vae_dist_bcast_bytes(&t->st, sizeof t->st);
   }
 
   /* Data: collective shard reads, then the values checked (finite; in [0, 1] for Bernoulli). */

@@ -1,5 +1,6 @@
-/* dist.c: MPI setup, agreement on errors and flags, reductions. Never decides anything on one rank
- * that the others must follow without a collective call. */
+/* dist.c: the MPI layer, and every MPI call of vae_mpi: setup and teardown, agreement on errors and
+ * flags, reductions and broadcasts, the node's rank count. Never decides anything on one rank that the
+ * others must follow without a collective call. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "dist.h"
 
@@ -40,23 +41,69 @@ void vae_dist_init(int *argc, char ***argv, vae_dist *d) {
 
 void vae_dist_finalize(void) { MPI_Finalize(); }
 
-void vae_dist_check(const vae_dist *d, int failed, const char *msg) {
+double vae_dist_time(void) { return MPI_Wtime(); }
+
+void vae_dist_comm_info(MPI_Comm comm, int *rank, int *size) {
+  mpiCheck(MPI_Comm_rank(comm, rank));
+  mpiCheck(MPI_Comm_size(comm, size));
+}
+
+int vae_dist_active(int *rank, int *size) {
+  int inited = 0, finalized = 0;
+  MPI_Initialized(&inited);
+  MPI_Finalized(&finalized);
+  *rank = 0;
+  *size = 1;
+  if (!inited || finalized) return 0;
+  /* No mpiCheck here: this runs on the error path, where a failing call must not recurse. */
+  MPI_Comm_rank(MPI_COMM_WORLD, rank);
+  MPI_Comm_size(MPI_COMM_WORLD, size);
+  return 1;
+}
+
+void vae_dist_exit(int status, int abort_job) {
+  int rank, size;
+  if (vae_dist_active(&rank, &size)) {
+    if (abort_job && size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();
+  }
+  exit(status);
+}
+
+int vae_dist_agree_failure(MPI_Comm comm, int failed, char *err) {
+  int rank, size;
+  vae_dist_comm_info(comm, &rank, &size);
   /* Lowest failing rank, or size when none failed. */
-  int mine = failed ? d->rank : d->size, first = d->size;
-  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-  if (first == d->size) return;
+  int mine = failed ? rank : size, first = size;
+  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
+  if (first == size) return 0;
   char buf[VAE_ERR_LEN];
-  memset(buf, 0, sizeof buf);
-  if (d->rank == first) snprintf(buf, sizeof buf, "%s", msg ? msg : "unknown error");
-  mpiCheck(MPI_Bcast(buf, VAE_ERR_LEN, MPI_CHAR, first, MPI_COMM_WORLD));
+  memset(buf, 0, sizeof buf); /* broadcast whole: no uninitialised bytes */
+  if (rank == first) snprintf(buf, sizeof buf, "%s", err[0] ? err : "unknown error");
+  mpiCheck(MPI_Bcast(buf, VAE_ERR_LEN, MPI_CHAR, first, comm));
+  memcpy(err, buf, VAE_ERR_LEN);
+  return 1;
+}
+
+void vae_dist_check(const vae_dist *d, int failed, const char *msg) {
+  char buf[VAE_ERR_LEN] = "";
+  if (failed && msg) snprintf(buf, sizeof buf, "%s", msg);
+  if (!vae_dist_agree_failure(MPI_COMM_WORLD, failed, buf)) return;
   if (d->rank == 0) {
     fprintf(stderr, "vae_mpi: error: %s\n", buf);
     fflush(stderr);
   }
-  MPI_Finalize();
   /* Only rank 0 exits non-zero: mpirun aborts the job at the first non-zero exit it sees, and if that
    * were another rank's it could cut off rank 0's error line still in flight. The job's status is 1. */
-  exit(d->rank == 0 ? 1 : 0);
+  vae_dist_exit(d->rank == 0 ? 1 : 0, 0);
+}
+
+int vae_dist_on_root(const vae_dist *d, int (*fn)(void *ctx, char *err), void *ctx) {
+  char err[VAE_ERR_LEN] = "";
+  int rc = d->rank == 0 ? fn(ctx, err) : 0;
+  vae_dist_check(d, rc < 0, err);
+  mpiCheck(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD));
+  return rc;
 }
 
 int vae_dist_any(int flag) {
@@ -67,6 +114,10 @@ int vae_dist_any(int flag) {
 
 void vae_dist_sum_doubles(double *v, int n) {
   mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+}
+
+void vae_dist_max_doubles(double *v, int n) {
+  mpiCheck(MPI_Allreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
 }
 
 void vae_dist_sum_floats(float *v, size_t n) {
@@ -85,9 +136,17 @@ void vae_dist_bcast_floats(float *v, size_t n) {
   }
 }
 
-long vae_dist_min_long(long v) {
+void vae_dist_bcast_bytes(void *p, size_t n) {
+  for (size_t off = 0; off < n;) {
+    int chunk = (int)((n - off) > (size_t)INT_MAX ? INT_MAX : (n - off));
+    mpiCheck(MPI_Bcast((char *)p + off, chunk, MPI_BYTE, 0, MPI_COMM_WORLD));
+    off += (size_t)chunk;
+  }
+}
+
+long vae_dist_max_long(MPI_Comm comm, long v) {
   long out = v;
-  mpiCheck(MPI_Allreduce(&v, &out, 1, MPI_LONG, MPI_MIN, MPI_COMM_WORLD));
+  mpiCheck(MPI_Allreduce(&v, &out, 1, MPI_LONG, MPI_MAX, comm));
   return out;
 }
 
@@ -108,13 +167,18 @@ int vae_dist_same_bytes(const void *p, size_t n) {
   return lo == hi;
 }
 
-int vae_dist_blas_threads(int requested) {
-  if (requested > 0) return requested;
+int vae_dist_node_ranks(MPI_Comm comm) {
   MPI_Comm node;
   int local = 1;
-  mpiCheck(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  mpiCheck(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
   mpiCheck(MPI_Comm_size(node, &local));
-  MPI_Comm_free(&node);
+  mpiCheck(MPI_Comm_free(&node));
+  return local;
+}
+
+int vae_dist_blas_threads(int requested) {
+  if (requested > 0) return requested;
+  int local = vae_dist_node_ranks(MPI_COMM_WORLD);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
 #ifdef __linux__
   cpu_set_t set;

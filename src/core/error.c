@@ -3,10 +3,11 @@
 #include "error.h"
 
 #include <hdf5.h>
-#include <mpi.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "dist.h"
 
 int vae_err(char *err, const char *fmt, ...) {
   va_list ap;
@@ -22,11 +23,7 @@ int vae_err(char *err, const char *fmt, ...) {
 void vae_exit_error(const char *msg) {
   fprintf(stderr, "vae_mpi: error: %s\n", msg);
   fflush(stderr);
-  int inited = 0, finalized = 0;
-  MPI_Initialized(&inited);
-  MPI_Finalized(&finalized);
-  if (inited && !finalized) MPI_Finalize();
-  exit(1);
+  vae_dist_exit(1, 0);
 }
 
 void vae_fail(const char *file, int line, const char *fmt, ...) {
@@ -35,18 +32,11 @@ void vae_fail(const char *file, int line, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  int inited = 0, finalized = 0, rank = 0, size = 1;
-  MPI_Initialized(&inited);
-  MPI_Finalized(&finalized);
-  if (inited && !finalized) {
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-  }
+  int rank, size;
+  vae_dist_active(&rank, &size);
   fprintf(stderr, "[rank %d] vae_mpi: error: %s (%s:%d)\n", rank, msg, file, line);
   fflush(stderr);
-  if (inited && !finalized && size > 1) MPI_Abort(MPI_COMM_WORLD, 1);
-  if (inited && !finalized) MPI_Finalize();
-  exit(1);
+  vae_dist_exit(1, 1);
 }
 
 void *vae_malloc_check(size_t n, const char *file, int line) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clones.h"
+#include "dist.h"
 #include "error.h"
 
 #define MAX_SOFT_HOPS 16
@@ -490,11 +491,7 @@ int vae_data_exists(const char *file, const char *dataset) {
 /* ---------------------------------------------------------------- memory */
 
 size_t vae_data_mem_limit(MPI_Comm comm) {
-  MPI_Comm node;
-  int local = 1;
-  mpiCheck(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  mpiCheck(MPI_Comm_size(node, &local));
-  mpiCheck(MPI_Comm_free(&node));
+  int local = vae_dist_node_ranks(comm);
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   size_t total;
   if (pages <= 0 || page <= 0 || !mul_ok((size_t)pages, (size_t)page, &total)) return 0;
@@ -528,18 +525,6 @@ int vae_data_check_shard_fits(const vae_data_info *info, int rank, int size, siz
 
 /* ---------------------------------------------------------------- collective read */
 
-/* Collective: 1 when any rank failed. Every rank then holds the lowest failing rank's message. */
-static int agree_failure(MPI_Comm comm, int failed, char *err) {
-  int rank, size;
-  mpiCheck(MPI_Comm_rank(comm, &rank));
-  mpiCheck(MPI_Comm_size(comm, &size));
-  int mine = failed ? rank : size, first = size;
-  mpiCheck(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
-  if (first == size) return 0;
-  mpiCheck(MPI_Bcast(err, VAE_ERR_LEN, MPI_CHAR, first, comm));
-  return 1;
-}
-
 static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_bytes, size_t n_rows,
                      vae_shard *shard, char *err);
 
@@ -564,8 +549,7 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
   memset(shard, 0, sizeof *shard);
   memset(err, 0, VAE_ERR_LEN); /* broadcast whole: no uninitialised bytes */
   int rank, size;
-  mpiCheck(MPI_Comm_rank(comm, &rank));
-  mpiCheck(MPI_Comm_size(comm, &size));
+  vae_dist_comm_info(comm, &rank, &size);
   const char *f = info->file, *ds = info->dataset;
   size_t off, cnt;
   vae_shard_range(n_rows, rank, size, &off, &cnt);
@@ -591,7 +575,7 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
             "system every rank can read?",
             f, rank);
   }
-  if (agree_failure(comm, failed, err)) goto done;
+  if (vae_dist_agree_failure(comm, failed, err)) goto done;
 
   dapl = H5Pcreate(H5P_DATASET_ACCESS);
   h5Check(dapl);
@@ -616,7 +600,7 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
       vae_err(err, "%s:%s changed since it was checked (shape or type differ); run again", f, ds);
     }
   }
-  if (agree_failure(comm, failed, err)) goto done;
+  if (vae_dist_agree_failure(comm, failed, err)) goto done;
 
   /* Read in pieces of at most piece_bytes file bytes per rank; every rank makes the same
    * number of collective H5Dread calls, selecting nothing once its rows are done.
@@ -629,8 +613,7 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
   const size_t file_elem = info->kind == VAE_DATA_FLOAT64 ? 8 : info->kind == VAE_DATA_FLOAT32 ? 4 : 1;
   size_t piece_rows = piece_bytes / (d * file_elem);
   if (piece_rows == 0) piece_rows = 1;
-  long my_calls = (long)((cnt + piece_rows - 1) / piece_rows), calls = 0;
-  mpiCheck(MPI_Allreduce(&my_calls, &calls, 1, MPI_LONG, MPI_MAX, comm));
+  long calls = vae_dist_max_long(comm, (long)((cnt + piece_rows - 1) / piece_rows));
   if (cnt > 0) buf = mallocCheck(cnt * d * info->elem_bytes);
   float dummy[1];
   hid_t memtype = info->kind == VAE_DATA_UINT8 ? H5T_NATIVE_UINT8 : H5T_NATIVE_FLOAT;
@@ -669,7 +652,7 @@ static int read_rows(const vae_data_info *info, MPI_Comm comm, size_t piece_byte
             "chunk that does not decode, or an I/O error); check the file with h5dump, or "
             "re-create it",
             bad_row, off + cnt - 1, f, ds, rank);
-  if (agree_failure(comm, failed, err)) goto done;
+  if (vae_dist_agree_failure(comm, failed, err)) goto done;
 
   shard->info = *info;
   shard->offset = off;
