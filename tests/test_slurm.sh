@@ -70,6 +70,15 @@ job_field() { scontrol show job "$job" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1
 job_state_is() { [ "$(job_field JobState)" = "$1" ]; }
 has_step_record() { grep -q '"type":"step"' "$1/metrics.jsonl" 2>/dev/null; }
 output_has() { grep -a -q -- "$1" "$outfile" 2>/dev/null; }
+# No step daemon of $job on this cluster's node (in this network namespace: the namespace clusters of
+# scripts/cluster number their jobs from 1 too).
+no_stepd_of_job() {
+  local p
+  for p in $(pgrep -f "^slurmstepd: \[$job\." || true); do
+    [ "$(readlink "/proc/$p/ns/net" 2>/dev/null)" = "$(readlink /proc/self/ns/net)" ] && return 1
+  done
+  return 0
+}
 job_finished() {
   case "$(job_field JobState)" in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | "") return 0 ;; esac
   return 1
@@ -133,6 +142,13 @@ scenario() {
   echo "test_slurm: job $job requeued (Restarts=1, PENDING until $begin); releasing it now"
 
   # ---- resume ----
+  # SLURM holds the requeued job (its begin time) while the node cleans up after the first run. Released
+  # before the first run's step daemons are gone, the new step can find the old one's PMIx socket in the
+  # spool folder ("Cannot bind() UNIX socket .../stepd.slurm.pmix.J.0: Address already in use"); released
+  # within the second of the requeue's kill, slurmd takes the new credential for one it revoked ("Job J
+  # already killed, do not launch batch job": revocations are kept to the second).
+  wait_for 60 "the step daemons of job $job's first run to end" no_stepd_of_job
+  sleep 2
   scontrol update JobId="$job" StartTime=now || fail "scontrol update JobId=$job StartTime=now failed"
   wait_for 90 "the requeued job $job to start" output_has "(restart 1)"
   wait_for 600 "job $job to finish" job_finished

@@ -14,6 +14,7 @@
 # (proctrack/linuxproc) and tasks are not bound (task/none).
 set -euo pipefail
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 D=${VAE_SLURM_DIR:-/var/spool/vae-slurm}
 CTLD_PORT=${VAE_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${VAE_SLURM_SLURMD_PORT:-6818}
@@ -151,25 +152,8 @@ SlurmctldPidFile=$D/slurmctld.pid
 SlurmdPidFile=$D/slurmd.pid
 SlurmctldLogFile=$D/log/slurmctld.log
 SlurmdLogFile=$D/log/slurmd.log
-SlurmctldDebug=info
-SlurmdDebug=info
-# No cgroups in this sandbox: track processes through /proc, do not bind tasks.
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MpiDefault=none
-SwitchType=switch/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-# Jobs may requeue themselves (train.sbatch does on preemption); a finished job stays visible to
-# scontrol for 10 minutes (no accounting database here, so sacct has nothing).
-JobRequeue=1
-MinJobAge=600
+Include $HERE/sandbox.conf
 KillWait=30
-ReturnToService=2
 SlurmdTimeout=300
 NodeName=$NODE NodeAddr=127.0.0.1 NodeHostname=$NODE $hw State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
