@@ -19,10 +19,10 @@ echo "== Release build and all tests"
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 600 -j "$jobs")
 
-echo "== ASan + UBSan build: every test but SLURM's (unit, MPI and the scripts driving the binary)"
+echo "== ASan + UBSan build: every test but the SLURM ones (unit, MPI, and the scripts driving the binary)"
 scripts/build.sh build-asan -DVAE_SANITIZE=ON
 # Full unwinding: Open MPI and OpenBLAS lack frame pointers, and suppressions match on whole stacks.
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-(cd build-asan && ctest --output-on-failure --timeout 900 -LE slurm -j "$jobs")
+(cd build-asan && ctest --output-on-failure --timeout 900 -E slurm -j "$jobs")
