@@ -1,4 +1,4 @@
-"""The non-finite step policy end to end, through VAE_FAULT_NONFINITE=RANK:STEP[:COUNT] (train.c):
+"""The non-finite step policy end to end, through VAE_FAULT_NONFINITE=RANK:STEP[:COUNT] (src/train/step.c):
 one poisoned step on one rank is skipped by every rank alike (one warning naming the rank and step),
 training completes with finite parameters and skipped == 1 in the metrics; COUNT >= --max-skips
 stops the run with one error line and exit status 1, leaving the last checkpoint intact and
