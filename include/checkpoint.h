@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data.h"
 #include "options.h"
 #include "vae.h"
 
@@ -65,6 +66,12 @@ int vae_checkpoint_write(const char *path, const vae_config *cfg, const float *p
  * except err. */
 int vae_checkpoint_read(const char *path, vae_config *cfg, float **params, float **m, float **v,
                         vae_ckpt_state *st, char *err);
+
+/* Reads a checkpoint to run its model (eval, sample, reconstruct): as vae_checkpoint_read, but only
+ * the parameters are kept (*params: fresh, for the caller to free), and with `data` non-NULL a model
+ * whose input shape (H x W x C) differs from the data's images is refused. st may be NULL. */
+int vae_checkpoint_read_model(const char *path, const vae_data_info *data, vae_config *cfg, float **params,
+                              vae_ckpt_state *st, char *err);
 
 /* 0 when a checkpoint's model can continue under the run's config `want` (same input shape, hidden
  * widths, latent, decoder, and sigma for gaussian / logvar_min for gaussian-learned); otherwise

@@ -83,24 +83,11 @@ typedef struct {
 static int load_model(void *ctx, char *err) {
   model_load *ml = ctx;
   const eval_opts *o = ml->o;
-  const vae_data_info *info = ml->info;
-  vae_config *cfg = &ml->cfg;
   vae_ckpt_state st;
-  float *m = NULL, *v = NULL;
-  if (vae_checkpoint_read(o->checkpoint, cfg, &ml->params, &m, &v, &st, err) < 0) return -1;
-  free(m);
-  free(v);
+  if (vae_checkpoint_read_model(o->checkpoint, ml->info, &ml->cfg, &ml->params, &st, err) < 0) return -1;
   ml->pos.epoch = st.epoch;
   ml->pos.step = st.step;
   ml->pos.seed = st.seed;
-  if ((size_t)cfg->in_h != info->h || (size_t)cfg->in_w != info->w || (size_t)cfg->in_c != info->c) {
-    free(ml->params);
-    ml->params = NULL;
-    return vae_err(
-        err,
-        "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; evaluate it on data of the shape it was trained on",
-        o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info->h, info->w, info->c);
-  }
   return 0;
 }
 

@@ -52,21 +52,13 @@ static int parse_opts(recon_opts *o, int argc, char **argv, char *err) {
 static int load_inputs(const recon_opts *o, size_t mem_limit, vae_config *cfg, float **params, vae_shard *s,
                        char *err) {
   vae_data_info info;
-  float *m = NULL, *v = NULL;
   if (vae_data_probe(o->data, o->dataset, "--dataset", &info, err) < 0) return -1;
   if ((size_t)o->count > info.n)
     return vae_err(err, "--count %d but %s:%s holds only %zu images", o->count, o->data, o->dataset, info.n);
   vae_data_info first = info; /* what is read: the first o->count rows */
   first.n = (size_t)o->count;
   if (vae_data_check_shard_fits(&first, 0, 1, mem_limit, err) < 0) return -1;
-  if (vae_checkpoint_read(o->checkpoint, cfg, params, &m, &v, NULL, err) < 0) return -1;
-  free(m);
-  free(v);
-  if ((size_t)cfg->in_h != info.h || (size_t)cfg->in_w != info.w || (size_t)cfg->in_c != info.c)
-    return vae_err(
-        err,
-        "checkpoint %s takes %dx%dx%d images (H x W x C) but %s:%s holds %zux%zux%zu images; use data of the shape it was trained on",
-        o->checkpoint, cfg->in_h, cfg->in_w, cfg->in_c, o->data, o->dataset, info.h, info.w, info.c);
+  if (vae_checkpoint_read_model(o->checkpoint, &info, cfg, params, NULL, err) < 0) return -1;
   /* One rank reads the first o->count images (MPI_COMM_SELF), then checks the values it will show. */
   if (vae_data_read_first(&info, MPI_COMM_SELF, (size_t)o->count, s, err) < 0) return -1;
   return vae_shard_validate(s, cfg->decoder == VAE_DEC_BERNOULLI, err);

@@ -42,10 +42,8 @@ int vae_cmd_sample(int argc, char **argv) {
 
   vae_config cfg;
   vae_ckpt_state st;
-  float *params = NULL, *m = NULL, *v = NULL;
-  if (vae_checkpoint_read(ckpt, &cfg, &params, &m, &v, &st, err) < 0) vae_exit_error(err);
-  free(m);
-  free(v);
+  float *params = NULL;
+  if (vae_checkpoint_read_model(ckpt, NULL, &cfg, &params, &st, err) < 0) vae_exit_error(err);
   vae_views pv;
   vae_views_init(&cfg, params, &pv);
   rc = vae_write_samples(out, &cfg, &pv, seed_given ? seed : st.seed, count, err);
