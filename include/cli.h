@@ -44,7 +44,5 @@ int vae_cli_parse_hidden(const char *s, vae_config *c, char *err);
 void vae_train_opts_default(vae_train_opts *o);
 int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err);
 int vae_train_opts_validate(const vae_train_opts *o, char *err);
-const char *vae_lr_scale_name(vae_lr_scale s);
-int vae_lr_scale_parse(const char *s, vae_lr_scale *out);
 
 #endif

@@ -1,5 +1,6 @@
 /* options.h: the training configuration `vae_mpi train` runs with (parsed and validated by cli.c,
- * stored in and restored from checkpoints by the checkpoint module). Plain data, no behaviour. */
+ * stored in and restored from checkpoints by the checkpoint module), and the names of its enum
+ * values (core/options.c), spelled once for both. */
 #ifndef VAE_OPTIONS_H
 #define VAE_OPTIONS_H
 
@@ -10,6 +11,15 @@
 #define VAE_PATH_LEN 4096
 
 typedef enum { VAE_LR_SCALE_NONE = 0, VAE_LR_SCALE_LINEAR = 1, VAE_LR_SCALE_SQRT = 2 } vae_lr_scale;
+
+/* "none", "linear", "sqrt": what --lr-scale takes and /config/lr_scale stores; NULL out of range. */
+const char *vae_lr_scale_name(vae_lr_scale s);
+int vae_lr_scale_parse(const char *s, vae_lr_scale *out); /* 0, or -1 for an unknown name */
+/* Every name, for messages and help: sep between them, last before the last one, e.g.
+ * (", ", " or ") gives "none, linear or sqrt" and ("|", "|") gives "none|linear|sqrt". */
+void vae_lr_scale_names(char *buf, size_t n, const char *sep, const char *last);
+/* The same for the decoders, as vae_decoder_name spells them. */
+void vae_decoder_names(char *buf, size_t n, const char *sep, const char *last);
 
 typedef struct {
   /* data and output */

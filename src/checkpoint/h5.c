@@ -94,8 +94,6 @@ const vae_ck_opt_field vae_ck_opt_fields[] = {
 #undef OPT_ADDED
 const size_t vae_ck_n_opt_fields = sizeof vae_ck_opt_fields / sizeof vae_ck_opt_fields[0];
 
-const char *const vae_ck_lr_scale_names[3] = {"none", "linear", "sqrt"};
-
 /* ======================================================================================
  * Attribute writing
  * ====================================================================================== */

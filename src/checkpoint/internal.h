@@ -67,7 +67,6 @@ typedef struct {
 
 extern const vae_ck_opt_field vae_ck_opt_fields[];
 extern const size_t vae_ck_n_opt_fields;
-extern const char *const vae_ck_lr_scale_names[3]; /* by vae_lr_scale value */
 
 /* ======================================================================================
  * checkpoint/h5.c: attribute writing

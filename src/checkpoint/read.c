@@ -51,10 +51,9 @@ static int read_model_attrs(hid_t fid, const char *path, vae_config *cfg, char *
       vae_ck_get_nums(g, "input_shape", VAE_CK_NUM_INT, shape, 3, &nshape, &c) < 0)
     goto done;
   if (vae_decoder_parse(dec, &r.decoder) < 0) {
-    vae_err(err,
-            "checkpoint %s: /model/decoder is '%s', expected bernoulli, gaussian or "
-            "gaussian-learned",
-            path, dec);
+    char names[128];
+    vae_decoder_names(names, sizeof names, ", ", " or ");
+    vae_err(err, "checkpoint %s: /model/decoder is '%s', expected %s", path, dec, names);
     goto done;
   }
   if (nshape != 3) {
@@ -120,13 +119,11 @@ static int read_opts(hid_t fid, const char *path, vae_train_opts *o, char *err) 
       case VAE_CK_F_LR_SCALE:
         rc = vae_ck_get_str(g, f->name, s, sizeof s, &c);
         if (rc < 0) break;
-        unsigned k = 0;
-        while (k < 3 && strcmp(s, vae_ck_lr_scale_names[k]) != 0) k++;
-        if (k == 3)
-          rc =
-              vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected none, linear or sqrt", path, s);
-        else
-          *(vae_lr_scale *)p = (vae_lr_scale)k;
+        if (vae_lr_scale_parse(s, (vae_lr_scale *)p) < 0) {
+          char names[128];
+          vae_lr_scale_names(names, sizeof names, ", ", " or ");
+          rc = vae_err(err, "checkpoint %s: /config/lr_scale is '%s', expected %s", path, s, names);
+        }
         break;
     }
   }

@@ -60,9 +60,9 @@ static herr_t write_opts(hid_t fid, const vae_train_opts *o) {
       case VAE_CK_F_DOUBLE: rc = vae_ck_put_f64(g, f->name, *(const double *)p); break;
       case VAE_CK_F_U64: rc = vae_ck_put_u64(g, f->name, *(const uint64_t *)p); break;
       case VAE_CK_F_LR_SCALE: {
-        unsigned s = (unsigned)*(const vae_lr_scale *)p;
-        if (s >= 3) VAE_FAIL("lr_scale %u out of range", s);
-        rc = vae_ck_put_str(g, f->name, vae_ck_lr_scale_names[s]);
+        const char *name = vae_lr_scale_name(*(const vae_lr_scale *)p);
+        if (!name) VAE_FAIL("lr_scale %d out of range", (int)*(const vae_lr_scale *)p);
+        rc = vae_ck_put_str(g, f->name, name);
         break;
       }
     }

@@ -61,23 +61,8 @@ int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
   return parse_int_list("--hidden", s, c->hidden, VAE_MAX_HIDDEN, &c->n_hidden, err);
 }
 
-const char *vae_lr_scale_name(vae_lr_scale s) {
-  return s == VAE_LR_SCALE_LINEAR ? "linear" : s == VAE_LR_SCALE_SQRT ? "sqrt" : "none";
-}
-
-int vae_lr_scale_parse(const char *s, vae_lr_scale *out) {
-  if (strcmp(s, "none") == 0)
-    *out = VAE_LR_SCALE_NONE;
-  else if (strcmp(s, "linear") == 0)
-    *out = VAE_LR_SCALE_LINEAR;
-  else if (strcmp(s, "sqrt") == 0)
-    *out = VAE_LR_SCALE_SQRT;
-  else
-    return -1;
-  return 0;
-}
-
 static int set_flag(const vae_flag *f, const char *val, char *err) {
+  char names[256];
   long l = 0;
   double d = 0;
   switch (f->type) {
@@ -116,12 +101,16 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
       return 0;
     case VAE_FLAG_HIDDEN: return vae_cli_parse_hidden(val, (vae_config *)f->ptr, err);
     case VAE_FLAG_DECODER:
-      if (vae_decoder_parse(val, (vae_decoder *)f->ptr) < 0)
-        return vae_err(err, "--decoder must be bernoulli, gaussian or gaussian-learned, got '%s'", val);
+      if (vae_decoder_parse(val, (vae_decoder *)f->ptr) < 0) {
+        vae_decoder_names(names, sizeof names, ", ", " or ");
+        return vae_err(err, "%s must be %s, got '%s'", f->name, names, val);
+      }
       return 0;
     case VAE_FLAG_LR_SCALE:
-      if (vae_lr_scale_parse(val, (vae_lr_scale *)f->ptr) < 0)
-        return vae_err(err, "--lr-scale must be none, linear or sqrt, got '%s'", val);
+      if (vae_lr_scale_parse(val, (vae_lr_scale *)f->ptr) < 0) {
+        vae_lr_scale_names(names, sizeof names, ", ", " or ");
+        return vae_err(err, "%s must be %s, got '%s'", f->name, names, val);
+      }
       return 0;
     case VAE_FLAG_BOOL: *(int *)f->ptr = 1; return 0;
   }
@@ -227,6 +216,9 @@ void vae_train_opts_default(vae_train_opts *o) {
 }
 
 int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
+  char lr_scales[128], decoders[128];
+  vae_lr_scale_names(lr_scales, sizeof lr_scales, "|", "|");
+  vae_decoder_names(decoders, sizeof decoders, ", ", " or ");
   const vae_flag flags[] = {
       {"--data", VAE_FLAG_STRING, o->data, "FILE.h5",
        "HDF5 training data (default: datasets/fashion-mnist.h5)", NULL},
@@ -249,7 +241,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--adam-eps", VAE_FLAG_DOUBLE, &o->adam_eps, "EPS", "Adam epsilon", NULL},
       {"--lr-warmup-steps", VAE_FLAG_LONG, &o->lr_warmup_steps, "N",
        "linear learning-rate warm-up over N steps", NULL},
-      {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, "none|linear|sqrt",
+      {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, lr_scales,
        "scale --lr with the number of ranks (Horovod)", NULL},
       {"--kl-warmup-steps", VAE_FLAG_LONG, &o->kl_warmup_steps, "N",
        "anneal the KL weight from 0 to --beta over N steps", NULL},
@@ -261,8 +253,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--hidden", VAE_FLAG_HIDDEN, &o->model, "W[,W...]",
        "hidden layer widths of the encoder (decoder reversed)", NULL},
       {"--latent", VAE_FLAG_INT, &o->model.latent, "L", "latent dimensions", NULL},
-      {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", "bernoulli, gaussian or gaussian-learned",
-       NULL},
+      {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", decoders, NULL},
       {"--sigma", VAE_FLAG_FLOAT, &o->model.sigma, "S", "fixed standard deviation of the gaussian decoder",
        NULL},
       {"--logvar-min", VAE_FLAG_FLOAT, &o->model.logvar_min, "LV",
