@@ -1,5 +1,6 @@
-/* data.h: the training data. Validation of an HDF5 image dataset (every rank, before any collective),
- * the collective read of this rank's shard through parallel HDF5, and float batches from the shard.
+/* data.h: the training data. Validation of an HDF5 image dataset (every rank, before any collective:
+ * data/probe.c), the collective read of this rank's shard through parallel HDF5 (data/read.c), and
+ * the shard in memory: its range, values and float batches (data/shard.c).
  *
  * Accepted datasets: (N, D), (N, H, W) or (N, H, W, C), N >= 1, every dimension >= 1, stored as
  * uint8 or as 32/64-bit floats (any byte order), contiguous, compact or chunked with filters that

@@ -8,9 +8,8 @@
 
 #include "options.h"
 
-static const char *const lr_scale_names[] = {[VAE_LR_SCALE_NONE] = "none",
-                                             [VAE_LR_SCALE_LINEAR] = "linear",
-                                             [VAE_LR_SCALE_SQRT] = "sqrt"};
+static const char *const lr_scale_names[] = {
+    [VAE_LR_SCALE_NONE] = "none", [VAE_LR_SCALE_LINEAR] = "linear", [VAE_LR_SCALE_SQRT] = "sqrt"};
 #define N_LR_SCALES ((int)(sizeof lr_scale_names / sizeof lr_scale_names[0]))
 
 const char *vae_lr_scale_name(vae_lr_scale s) {
