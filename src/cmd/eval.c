@@ -91,6 +91,55 @@ static int load_model(void *ctx, char *err) {
   return 0;
 }
 
+/* Collective: the model on every rank: rank 0 reads and checks it, then its configuration, position,
+ * seed and parameters are broadcast. ml->params is fresh on every rank. */
+static void share_model(const vae_dist *d, model_load *ml) {
+  vae_dist_on_root(d, load_model, ml);
+  vae_dist_bcast_bytes(&ml->cfg, sizeof ml->cfg);
+  vae_dist_bcast_bytes(&ml->pos, sizeof ml->pos);
+  size_t n_params = vae_num_params(&ml->cfg);
+  if (d->rank != 0) ml->params = mallocCheck(n_params * sizeof *ml->params);
+  vae_dist_bcast_floats(ml->params, n_params);
+}
+
+/* What eval found, summed over the ranks: recon, KL, images (evaluate.h), then the IW bound and its
+ * images (iw.h). */
+typedef struct {
+  double sums[5];
+  double seconds;
+  int threads;
+  uint64_t seed;
+} eval_result;
+
+/* Rank 0: the bounds per image and per dimension, as text or one JSON object. */
+static void print_result(const vae_dist *d, const eval_opts *o, const model_load *ml, const eval_result *r) {
+  const double *sums = r->sums;
+  const double N = sums[2], D = (double)vae_input_dim(&ml->cfg), bpd = 1.0 / (D * log(2.0));
+  const double recon = sums[0] / N, kl = sums[1] / N, elbo = -(recon + kl);
+  const int iw = o->iw_samples > 1;
+  const double iwll = iw ? sums[3] / sums[4] : elbo, best = iw ? iwll : elbo;
+  const unsigned long long seed = (unsigned long long)r->seed;
+  if (o->json) {
+    printf("{\"images\":%.0f,\"elbo\":%.17g,\"recon\":%.17g,\"kl\":%.17g,\"elbo_bits_per_dim\":%.17g,", N,
+           elbo, recon, kl, -elbo * bpd);
+    if (iw) printf("\"iw_samples\":%ld,\"iw_log_likelihood\":%.17g,", o->iw_samples, iwll);
+    printf(
+        "\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
+        "\"checkpoint_step\":%ld,\"seconds\":%.3f,%s}\n",
+        -best * bpd, D, seed, d->size, ml->pos.epoch, ml->pos.step, r->seconds, vae_blas_json());
+  } else {
+    printf("vae_mpi eval: %s (epoch %ld, step %ld) on %.0f images of %s:%s, %d rank(s), seed %llu\n",
+           o->checkpoint, ml->pos.epoch, ml->pos.step, N, o->data, o->dataset, d->size, seed);
+    printf("  ELBO            %12.4f nats/image (recon %.4f, KL %.4f)  %.5f bits/dim\n", elbo, recon, kl,
+           -elbo * bpd);
+    if (iw)
+      printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n", o->iw_samples,
+             iwll, -iwll * bpd);
+    printf("  %.2f s (%d BLAS thread(s) per rank, %s)\n", r->seconds, r->threads, vae_blas_describe());
+  }
+  fflush(stdout);
+}
+
 int vae_cmd_eval(int argc, char **argv) {
   vae_dist d;
   vae_dist_init(&argc, &argv, &d);
@@ -108,71 +157,34 @@ int vae_cmd_eval(int argc, char **argv) {
   if (rc == 0) rc = vae_data_check_shard_fits(&info, d.rank, d.size, mem_limit, err);
   vae_dist_check(&d, rc < 0, err);
 
-  /* The model: rank 0 reads and checks it, then config, position, seed and parameters go to every
-   * rank. */
   model_load ml;
   memset(&ml, 0, sizeof ml);
   ml.o = &o;
   ml.info = &info;
-  vae_dist_on_root(&d, load_model, &ml);
-  vae_dist_bcast_bytes(&ml.cfg, sizeof ml.cfg);
-  vae_dist_bcast_bytes(&ml.pos, sizeof ml.pos);
-  const vae_config cfg = ml.cfg;
-  float *params = ml.params;
-  const long pos[2] = {ml.pos.epoch, ml.pos.step};
-  const uint64_t seed = o.seed_given ? o.seed : ml.pos.seed;
-  size_t n_params = vae_num_params(&cfg);
-  if (d.rank != 0) params = mallocCheck(n_params * sizeof *params);
-  vae_dist_bcast_floats(params, n_params);
+  share_model(&d, &ml);
+  const vae_config *cfg = &ml.cfg;
   vae_views pv;
-  vae_views_init(&cfg, params, &pv);
+  vae_views_init(cfg, ml.params, &pv);
 
   /* This rank's images: every image exactly once over the ranks (vae_shard_range). */
   vae_shard shard;
   memset(&shard, 0, sizeof shard);
   rc = vae_data_read_shard(&info, MPI_COMM_WORLD, &shard, err);
-  if (rc == 0) rc = vae_shard_validate(&shard, cfg.decoder == VAE_DEC_BERNOULLI, err);
+  if (rc == 0) rc = vae_shard_validate(&shard, cfg->decoder == VAE_DEC_BERNOULLI, err);
   vae_dist_check(&d, rc < 0, err);
 
-  int threads = vae_dist_blas_threads(o.threads);
-  openblas_set_num_threads(threads);
-  vae_workspace *ws = vae_workspace_create(&cfg, o.batch_size);
+  eval_result r = {{0, 0, 0, 0, 0}, 0, vae_dist_blas_threads(o.threads), o.seed_given ? o.seed : ml.pos.seed};
+  openblas_set_num_threads(r.threads);
+  vae_workspace *ws = vae_workspace_create(cfg, o.batch_size);
   double t0 = vae_dist_time();
-  /* sums: recon, KL, images (evaluate.h), then the IW bound and its images (iw.h). */
-  double sums[5] = {0, 0, 0, 0, 0};
-  vae_eval_shard(&cfg, &pv, ws, &shard, seed, sums);
-  if (o.iw_samples > 1) vae_iw_shard(&cfg, &pv, ws, &shard, seed, o.iw_samples, sums + 3);
-  vae_dist_sum_doubles(sums, 5);
-  double seconds = vae_dist_time() - t0;
-
-  if (d.rank == 0) {
-    const double N = sums[2], D = (double)vae_input_dim(&cfg), bpd = 1.0 / (D * log(2.0));
-    const double recon = sums[0] / N, kl = sums[1] / N, elbo = -(recon + kl);
-    const int iw = o.iw_samples > 1;
-    const double iwll = iw ? sums[3] / sums[4] : elbo, best = iw ? iwll : elbo;
-    if (o.json) {
-      printf("{\"images\":%.0f,\"elbo\":%.17g,\"recon\":%.17g,\"kl\":%.17g,\"elbo_bits_per_dim\":%.17g,", N,
-             elbo, recon, kl, -elbo * bpd);
-      if (iw) printf("\"iw_samples\":%ld,\"iw_log_likelihood\":%.17g,", o.iw_samples, iwll);
-      printf(
-          "\"bits_per_dim\":%.17g,\"dims\":%.0f,\"seed\":%llu,\"ranks\":%d,\"checkpoint_epoch\":%ld,"
-          "\"checkpoint_step\":%ld,\"seconds\":%.3f,%s}\n",
-          -best * bpd, D, (unsigned long long)seed, d.size, pos[0], pos[1], seconds, vae_blas_json());
-    } else {
-      printf("vae_mpi eval: %s (epoch %ld, step %ld) on %.0f images of %s:%s, %d rank(s), seed %llu\n",
-             o.checkpoint, pos[0], pos[1], N, o.data, o.dataset, d.size, (unsigned long long)seed);
-      printf("  ELBO            %12.4f nats/image (recon %.4f, KL %.4f)  %.5f bits/dim\n", elbo, recon, kl,
-             -elbo * bpd);
-      if (iw)
-        printf("  IW bound K=%-5ld %12.4f nats/image (log-likelihood estimate)  %.5f bits/dim\n",
-               o.iw_samples, iwll, -iwll * bpd);
-      printf("  %.2f s (%d BLAS thread(s) per rank, %s)\n", seconds, threads, vae_blas_describe());
-    }
-    fflush(stdout);
-  }
+  vae_eval_shard(cfg, &pv, ws, &shard, r.seed, r.sums);
+  if (o.iw_samples > 1) vae_iw_shard(cfg, &pv, ws, &shard, r.seed, o.iw_samples, r.sums + 3);
+  vae_dist_sum_doubles(r.sums, 5);
+  r.seconds = vae_dist_time() - t0;
+  if (d.rank == 0) print_result(&d, &o, &ml, &r);
   vae_workspace_free(ws);
   vae_shard_free(&shard);
-  free(params);
+  free(ml.params);
   vae_dist_finalize();
   return 0;
 }
