@@ -25,9 +25,10 @@ static void stats(const char *what, double bytes, double *t, int n, int ranks) {
   qsort(t, (size_t)n, sizeof *t, cmp_double);
   double sum = 0;
   for (int i = 0; i < n; i++) sum += t[i];
-  printf("{\"what\":\"%s\",\"ranks\":%d,\"bytes\":%.0f,\"reps\":%d,\"min_ms\":%.4f,\"median_ms\":%.4f,"
-         "\"mean_ms\":%.4f}\n",
-         what, ranks, bytes, n, t[0] * 1e3, t[n / 2] * 1e3, sum / n * 1e3);
+  printf(
+      "{\"what\":\"%s\",\"ranks\":%d,\"bytes\":%.0f,\"reps\":%d,\"min_ms\":%.4f,\"median_ms\":%.4f,"
+      "\"mean_ms\":%.4f}\n",
+      what, ranks, bytes, n, t[0] * 1e3, t[n / 2] * 1e3, sum / n * 1e3);
   fflush(stdout);
 }
 
@@ -78,7 +79,8 @@ int main(int argc, char **argv) {
       bytes = (size_t)atol(argv[i + 1]);
     else if (strcmp(argv[i], "--floats") == 0) {
       nf = 0;
-      for (char *s = argv[i + 1], *end; *s && nf < 16; s = *end ? end + 1 : end) floats[nf++] = strtol(s, &end, 10);
+      for (char *s = argv[i + 1], *end; *s && nf < 16; s = *end ? end + 1 : end)
+        floats[nf++] = strtol(s, &end, 10);
     }
   }
   if (reps < 1 || size < 2) {
