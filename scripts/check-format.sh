@@ -4,7 +4,9 @@
 #   scripts/check-format.sh --fix    rewrite them in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.c' '*.h' 2>/dev/null || find src include tests bench fuzz -name '*.[ch]')
+# Tracked files and new ones not yet added (so a new file is checked before its first commit).
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null ||
+  find src include tests bench fuzz -name '*.[ch]')
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
   exit 0
