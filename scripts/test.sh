@@ -19,10 +19,16 @@ echo "== Release build and all tests"
 scripts/build.sh build
 (cd build && ctest --output-on-failure --timeout 600 -j "$jobs")
 
-echo "== ASan + UBSan build: every test but the SLURM ones (unit, MPI, and the scripts driving the binary)"
+echo "== ASan + UBSan build: every test but the SLURM and cluster ones (unit, MPI, and the scripts driving the binary)"
 scripts/build.sh build-asan -DVAE_SANITIZE=ON
 # Full unwinding: Open MPI and OpenBLAS lack frame pointers, and suppressions match on whole stacks.
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-(cd build-asan && ctest --output-on-failure --timeout 900 -E slurm -j "$jobs")
+(cd build-asan && ctest --output-on-failure --timeout 900 -E slurm -LE cluster -j "$jobs")
+
+echo "== ASan + UBSan build: the namespace-cluster tests, without LeakSanitizer"
+# LeakSanitizer's exit-time tracer crashed ("Tracer caught signal 11") in 2-ranks-a-node processes
+# launched into a node's network namespace (CI, 2026-12-01); address and UB checks stay on.
+(cd build-asan && ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0}" \
+  ctest --output-on-failure --timeout 900 -E slurm -L cluster)
