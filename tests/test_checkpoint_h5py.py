@@ -6,6 +6,10 @@
    variable-length str; also fixed-length bytes, a float64 tensor, an empty `hidden`) load in the C
    reader (`test_checkpoint dump`) with the same bits.
 3. Broken h5py files are refused by the C reader with the right words.
+4. Header layouts h5py writes (v1 and v2 object headers, compact and dense attribute storage, creation
+   order, foreign attribute types, a userblock, 4-byte addresses) load with the same bits; attribute
+   messages byte-patched to claim more than they hold (the fuzz_checkpoint heap overflow) are refused
+   with one `vae_mpi: error:` line and no HDF5 error stack.
 Run by CTest with Debian's python3 (h5py, numpy); needs VAE_BUILD_DIR."""
 import os
 import shutil
@@ -136,6 +140,8 @@ def c_side_reads_h5py_written(tmp):
     check(other.get("opts") == ["0.00029999999999999997", "10", "64", "1", "x.h5"], f"opts line {other.get('opts')}")
     check(other.get("data") == ["x.h5", "train/images", "1000", "float32", "4"], f"data line {other.get('data')}")
 
+    header_layouts(tmp, path, expect)
+
     # (c) broken files: the C reader says what is wrong and exits 1.
     def broken(name, edit, words):
         p = os.path.join(tmp, name)
@@ -165,6 +171,102 @@ def c_side_reads_h5py_written(tmp):
            ["/config/lr_scale is 'cubic', expected none, linear or sqrt"])
     broken("negative_seed.h5", lambda f: f.attrs.__setitem__("seed", -3), ["attribute /seed is negative"])
     broken("adam_step_above_step.h5", lambda f: f.attrs.__setitem__("adam_step", 901), ["attribute /adam_step"])
+
+
+def copy_checkpoint(src_path, dst, edit=None, track_order=None):
+    """Every attribute, group and dataset of src_path written anew into the open h5py File dst (in
+    dst's format: h5py's copy() would keep the source's object headers), then edit(dst)."""
+    def fill(s, d):
+        for k in s.attrs:
+            d.attrs[k] = s.attrs[k]
+        for k, o in s.items():
+            if isinstance(o, h5py.Group):
+                fill(o, d.create_group(k, track_order=track_order))
+            else:
+                d.create_dataset(k, data=o[...], dtype=o.dtype)
+
+    with h5py.File(src_path, "r") as src:
+        fill(src, dst)
+        if edit:
+            edit(dst)
+
+
+def header_layouts(tmp, full, expect):
+    """The attribute-message check (checkpoint/attr_check.c) reads object headers byte by byte: every
+    layout h5py writes must still load with the same bits, and patched message lengths be refused."""
+    def extra_attrs(f):
+        c = f["config"].attrs
+        c["note"] = "kept by a user"
+        c["flag"] = True  # h5py: an enum of int8
+        c["pair"] = np.zeros(1, dtype=[("a", "<i4"), ("b", "<f8")])  # compound
+        c["grid"] = np.zeros(2, dtype=np.dtype(("<f4", (2, 3))))  # array type
+        c["blob"] = np.void(b"\x01\x02\x03")  # opaque
+        c["names"] = np.array([b"ab", b"cde"], dtype="S4")
+        c["big"] = np.arange(4000, dtype=np.float64)  # 32 KB in one message
+        f["model"].attrs["tagged"] = np.int16(3)
+        f.attrs["emptyish"] = h5py.Empty("f8")  # a null dataspace
+        f["config"]["t"] = np.dtype("<i8")  # a committed type, used by an attribute (shared)
+        c.create("shared_type", data=7, dtype=f["config"]["t"])
+
+    # (what, h5py.File arguments, edit, dense): dense = /config's attributes in a fractal heap ("FRHP"),
+    # which HDF5 does from 9 attributes on in v2 headers; v1 headers keep them all in the header.
+    variants = [
+        ("v1 headers, many foreign attributes", dict(), extra_attrs, False),
+        ("libver latest (v2 headers, dense /config)", dict(libver="latest"), None, True),
+        ("libver latest, foreign attributes", dict(libver="latest"), extra_attrs, True),
+        ("track_order (creation order in messages)", dict(track_order=True), extra_attrs, True),
+        ("a 512-byte userblock", dict(userblock_size=512), None, False),
+    ]
+    for what, kw, edit, dense in variants:
+        p = os.path.join(tmp, "layout.h5")
+        with h5py.File(p, "w", **kw) as dst:
+            copy_checkpoint(full, dst, edit, kw.get("track_order"))
+        check((b"FRHP" in open(p, "rb").read()) == dense, f"{what}: dense attribute storage is {not dense}")
+        compare_dump(p, expect, what)
+
+    # 4-byte addresses and lengths (H5Pset_sizes), through the low-level API.
+    p = os.path.join(tmp, "sizes4.h5")
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_sizes(4, 4)
+    fid = h5py.h5f.create(p.encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)
+    with h5py.File(fid) as dst:
+        copy_checkpoint(full, dst)
+    compare_dump(p, expect, "4-byte addresses and lengths")
+
+    # Damage: the 2-byte lengths at the start of /config/lr's attribute message (version 1: version,
+    # reserved, name, datatype, dataspace lengths; then "lr\0" padded to 8), and its value's count.
+    base = os.path.join(tmp, "layout_plain.h5")
+    with h5py.File(base, "w") as dst:
+        copy_checkpoint(full, dst)
+    data = open(base, "rb").read()
+    at = data.index(b"lr\x00\x00\x00\x00\x00\x00") - 8
+    check(data[at:at + 4] == b"\x01\x00\x03\x00", "found /config/lr's attribute message")
+    cases = [
+        ("dataspace", 6, 0x2008, "its dataspace claims 8200 bytes"),  # the fuzz finding
+        ("datatype", 4, 0x0400, "its datatype claims 1024 bytes"),
+        ("name", 2, 0x0200, "its name claims 512 bytes"),
+        ("name end", 2, 0x0002, "its name does not end where its length (2 bytes) says"),
+    ]
+    for what, off, value, words in cases:
+        who = "attribute /config/lr" if what in ("dataspace", "datatype") else "an attribute of /config"
+        p = os.path.join(tmp, f"damaged_{off}.h5")
+        b = bytearray(data)
+        b[at + off:at + off + 2] = value.to_bytes(2, "little")
+        open(p, "wb").write(bytes(b))
+        r = run("dump", p)
+        check(r.returncode == 1, f"damaged lr {what}: exit {r.returncode}, expected 1")
+        check(who + " is damaged (" + words in r.stderr, f"damaged lr {what}: {r.stderr!r}")
+        check("HDF5-DIAG" not in r.stderr, f"damaged lr {what}: HDF5 error stack printed")
+    # lr's element size (bytes 4..7 of its datatype) 8 -> 64: a 64-byte value in a message with 8 left.
+    b = bytearray(data)
+    dt = at + 8 + 8  # the message's prefix, then "lr" padded to 8
+    check(b[dt + 4:dt + 8] == b"\x08\x00\x00\x00", "found lr's element size")
+    b[dt + 4] = 64
+    p = os.path.join(tmp, "damaged_size.h5")
+    open(p, "wb").write(bytes(b))
+    r = run("dump", p)
+    check(r.returncode == 1 and "its value claims 1 values of 64 bytes, 8 bytes are left" in r.stderr,
+          f"damaged lr element size: {r.stderr!r}")
 
 
 def h5py_reads_c_written(tmp):

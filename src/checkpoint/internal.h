@@ -108,6 +108,16 @@ int vae_ck_get_int(hid_t loc, const char *name, long long lo, long long hi, long
 int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_ck_rctx *c);
 
 /* ======================================================================================
+ * checkpoint/attr_check.c
+ * ====================================================================================== */
+
+/* 0 when every attribute message in obj's object header can be decoded by HDF5 1.10 without it
+ * reading past the message (that library trusts the lengths a message declares); otherwise -1 and a
+ * refusal naming the attribute. Call before any H5A function on obj. obj_name: "" for the root
+ * group, else "/name", as in vae_ck_rctx. */
+int vae_ck_check_attrs(hid_t obj, const char *path, const char *obj_name, char *err);
+
+/* ======================================================================================
  * checkpoint/read.c
  * ====================================================================================== */
 

@@ -339,7 +339,9 @@ static int read_tensors(hid_t fid, const char *path, const char *grp, const vae_
 
 /* Nothing in a checkpoint may reach outside its file: vae_mpi writes only groups, hard links and
  * datasets stored in the file. Refuses soft, external and user-defined links (before anything
- * follows them), and datasets whose data lives elsewhere (external storage, virtual datasets). */
+ * follows them), and datasets whose data lives elsewhere (external storage, virtual datasets).
+ * The same walk checks every object's attribute messages (checkpoint/attr_check.c) before any of
+ * them is decoded. */
 typedef struct {
   const char *path;
   char *err;
@@ -362,8 +364,10 @@ static herr_t refuse_outside_cb(hid_t g, const char *name, const H5L_info_t *inf
     vae_err(c->err, "cannot read checkpoint %s: /%s cannot be opened; the file is damaged", c->path, name);
     return 1;
   }
-  herr_t rc = 0;
-  if (H5Iget_type(o) == H5I_DATASET) {
+  char obj_name[256];
+  snprintf(obj_name, sizeof obj_name, "/%s", name);
+  herr_t rc = vae_ck_check_attrs(o, c->path, obj_name, c->err) < 0 ? 1 : 0;
+  if (rc == 0 && H5Iget_type(o) == H5I_DATASET) {
     hid_t dcpl = H5Dget_create_plist(o);
     if (dcpl < 0 || H5Pget_layout(dcpl) == H5D_VIRTUAL || H5Pget_external_count(dcpl) != 0) {
       vae_err(c->err,
@@ -380,6 +384,7 @@ static herr_t refuse_outside_cb(hid_t g, const char *name, const H5L_info_t *inf
 
 static int refuse_outside(hid_t fid, const char *path, char *err) {
   outside_ctx c = {path, err};
+  if (vae_ck_check_attrs(fid, path, "", err) < 0) return -1;
   herr_t rc = H5Lvisit(fid, H5_INDEX_NAME, H5_ITER_NATIVE, refuse_outside_cb, &c);
   if (rc > 0) return -1;
   if (rc < 0)
