@@ -1,6 +1,7 @@
-/* layers.c: linear layers (cblas_sgemm), ReLU, the reparameterization, and the naive triple-loop
- * references the tests compare them with. Never allocates and never knows about the model's shape or
- * the loss: vae.c wires these together, loss.c owns the decoders' likelihoods. */
+/* layers.c: linear layers (cblas_sgemm), the bias/ReLU pass and bias gradient every layer kind shares,
+ * ReLU's backward, the reparameterization, and the naive triple-loop references the tests compare them
+ * with. Never allocates and never knows about the model's shape or the loss: vae.c wires these
+ * together, conv.c holds the convolutions, loss.c owns the decoders' likelihoods. */
 #include "layers.h"
 
 #include "clones.h"
@@ -15,25 +16,37 @@ static void gemm_xwt(float *out, const float *inp, const float *w, int B, int IN
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OUT, IN, 1.0f, inp, IN, w, IN, 0.0f, out, OUT);
 }
 
-VAE_CLONES void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B,
-                                   int IN, int OUT) {
-  gemm_xwt(out, inp, w, B, IN, OUT);
-  for (int r = 0; r < B; r++) {
-    float *y = out + (size_t)r * (size_t)OUT;
-    for (int o = 0; o < OUT; o++) y[o] += b[o];
+VAE_CLONES void vae_bias_act(float *y, const float *b, int rows, int n, int relu) {
+  for (int r = 0; r < rows; r++) {
+    float *yr = y + (size_t)r * (size_t)n;
+    if (relu)
+      for (int o = 0; o < n; o++) {
+        float v = yr[o] + b[o];
+        yr[o] = v > 0.0f ? v : 0.0f; /* a ternary, not fmaxf: NaN must reach the non-finite check */
+      }
+    else
+      for (int o = 0; o < n; o++) yr[o] += b[o];
   }
 }
 
-VAE_CLONES void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B,
-                                        int IN, int OUT) {
-  gemm_xwt(out, inp, w, B, IN, OUT);
-  for (int r = 0; r < B; r++) {
-    float *y = out + (size_t)r * (size_t)OUT;
-    for (int o = 0; o < OUT; o++) {
-      float v = y[o] + b[o];
-      y[o] = v > 0.0f ? v : 0.0f; /* a ternary, not fmaxf: NaN must reach the non-finite check */
-    }
+VAE_CLONES void vae_bias_backward(float *db, const float *dy, float alpha, int rows, int n) {
+  /* row-wise so the inner loop is contiguous and vectorizes */
+  for (int r = 0; r < rows; r++) {
+    const float *d = dy + (size_t)r * (size_t)n;
+    for (int o = 0; o < n; o++) db[o] += alpha * d[o];
   }
+}
+
+void vae_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+                        int OUT) {
+  gemm_xwt(out, inp, w, B, IN, OUT);
+  vae_bias_act(out, b, B, OUT, 0);
+}
+
+void vae_linear_relu_forward(float *out, const float *inp, const float *w, const float *b, int B, int IN,
+                             int OUT) {
+  gemm_xwt(out, inp, w, B, IN, OUT);
+  vae_bias_act(out, b, B, OUT, 1);
 }
 
 void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
@@ -44,11 +57,7 @@ void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, c
                 IN);
   /* dW (OUT, IN) += alpha dY^T (OUT, B) X (B, IN) */
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OUT, IN, B, alpha, dout, OUT, inp, IN, 1.0f, dw, IN);
-  /* db += alpha * sum over rows; row-wise so the inner loop is contiguous and vectorizes. */
-  for (int r = 0; r < B; r++) {
-    const float *dy = dout + (size_t)r * (size_t)OUT;
-    for (int o = 0; o < OUT; o++) db[o] += alpha * dy[o];
-  }
+  vae_bias_backward(db, dout, alpha, B, OUT);
 }
 
 VAE_CLONES void vae_relu_backward(float *dh, const float *h, size_t n) {

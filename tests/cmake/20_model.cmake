@@ -10,3 +10,6 @@ set_tests_properties(test_torch_ref PROPERTIES FIXTURES_REQUIRED torch_ref)
 add_executable(bench_vae ${CMAKE_CURRENT_SOURCE_DIR}/bench_vae.c)
 target_compile_options(bench_vae PRIVATE ${VAE_WARNINGS})
 target_link_libraries(bench_vae PRIVATE vae_core)
+# Convolutions: the im2col/GEMM kernels and the direct references against a double-precision
+# PyTorch-layout convolution and central differences.
+vae_unit_test(test_conv)
