@@ -17,6 +17,7 @@ typedef enum {
   VAE_FLAG_FLOAT,   /* float */
   VAE_FLAG_BOOL,    /* int set to 1, takes no value */
   VAE_FLAG_HIDDEN,  /* vae_config: comma list of widths into n_hidden/hidden */
+  VAE_FLAG_CONV,    /* vae_config: comma list of channel counts into n_conv/conv */
   VAE_FLAG_DECODER, /* vae_decoder */
   VAE_FLAG_LR_SCALE /* vae_lr_scale */
 } vae_flag_type;
@@ -39,6 +40,7 @@ void vae_cli_usage(FILE *f, const char *usage_line, const vae_flag *flags, int n
 
 /* Positive and range checks used by every subcommand's validation. */
 int vae_cli_parse_hidden(const char *s, vae_config *c, char *err);
+int vae_cli_parse_conv(const char *s, vae_config *c, char *err);
 
 /* `vae_mpi train`: defaults, parse, validate. Returns as vae_cli_parse. */
 void vae_train_opts_default(vae_train_opts *o);

@@ -2,11 +2,18 @@
  * parameter buffer with the named tensor table and initialisation (net.c), and forward/backward of a
  * batch as one loop over the layers (vae.c).
  *
+ * Two families, one code path: the MLP (n_conv = 0: linear layers) and the convolutional VAE (encoder
+ * Conv2d + ReLU per --conv channel count, flatten, the hidden linear layers, mu|logvar; decoder: hidden
+ * layers reversed, a linear "project" to the last conv's (C, h, w), ConvTranspose2d + ReLU back up, and
+ * a ConvTranspose2d output head), exactly PyTorch's module of docs/CHECKPOINT.md.
+ *
  * The flat buffer (params, grads, Adam m and v all share it) holds, layer by layer, each layer's
  * weight(s) then its bias(es). A layer with two heads stores both weights, then both biases, so that
  * the fused head is one GEMM: encoder/mu|logvar (2L, h) and, for gaussian-learned, decoder/out|logvar.
- * Linear weights are PyTorch nn.Linear (out, in). The tensor table (vae_tensors) names every tensor with
- * its PyTorch shape, as checkpoints store them (docs/CHECKPOINT.md).
+ * Inside, every activation is channels last (the data's (N, H, W, C)) and the weights are laid out for
+ * that (layers.h); the tensor table (vae_tensors) names every tensor with its PyTorch shape and says how
+ * the inside order permutes it, so checkpoints store PyTorch's layouts (docs/CHECKPOINT.md). For the
+ * MLP inside and PyTorch orders are the same (nn.Linear (out, in)).
  * Images are rows of D = H*W*C floats in (H, W, C) order, as h5py writes (N, H, W, C). */
 #ifndef VAE_VAE_H
 #define VAE_VAE_H
@@ -14,10 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "layers.h"
+
 #define VAE_MAX_HIDDEN 8
-#define VAE_MAX_WIDTH 65536 /* of a hidden layer and of the latent */
-/* encoder: hidden + head; decoder: hidden + head */
-#define VAE_MAX_LAYERS (2 * VAE_MAX_HIDDEN + 2)
+#define VAE_MAX_CONV 8
+#define VAE_MAX_WIDTH 65536 /* of a hidden layer, the latent and a conv layer's channels */
+#define VAE_MAX_KERNEL 32   /* --kernel and --stride */
+/* encoder: conv + hidden + head; decoder: hidden + project + transposed conv (the last is the head) */
+#define VAE_MAX_LAYERS (2 * (VAE_MAX_CONV + VAE_MAX_HIDDEN) + 3)
 /* a weight and a bias per layer, two more of each for each of the two fused heads */
 #define VAE_MAX_TENSORS (2 * VAE_MAX_LAYERS + 4)
 #define VAE_TENSOR_MAX_DIMS 4
@@ -29,10 +40,13 @@ typedef enum {
 } vae_decoder;
 
 typedef struct {
-  int in_h, in_w, in_c;       /* input image shape; D = in_h * in_w * in_c */
-  int n_hidden;               /* number of hidden layers in the encoder (and decoder) */
-  int hidden[VAE_MAX_HIDDEN]; /* encoder widths; the decoder uses them reversed */
-  int latent;                 /* L */
+  int in_h, in_w, in_c;        /* input image shape; D = in_h * in_w * in_c */
+  int n_conv;                  /* conv layers of the encoder; 0 = the MLP */
+  int conv[VAE_MAX_CONV];      /* their output channels C_1 .. C_k (C_0 = in_c) */
+  int kernel, stride, padding; /* of every Conv2d and ConvTranspose2d (used when n_conv > 0) */
+  int n_hidden;                /* number of hidden layers in the encoder (and decoder) */
+  int hidden[VAE_MAX_HIDDEN];  /* encoder widths; the decoder uses them reversed */
+  int latent;                  /* L */
   vae_decoder decoder;
   float sigma;      /* fixed sigma of the gaussian decoder */
   float logvar_min; /* soft floor of the learned per-pixel log-variance */
@@ -42,19 +56,23 @@ typedef struct {
 
 /* ---- the network: a list of layers ---- */
 
-typedef enum { VAE_LAYER_LINEAR = 0 } vae_layer_kind;
+typedef enum { VAE_LAYER_LINEAR = 0, VAE_LAYER_CONV2D = 1, VAE_LAYER_CONVT2D = 2 } vae_layer_kind;
 
 /* One layer: its kind, shapes, activation and where its parameters live in the flat buffer. Shapes are
  * (H, W, C), channels last; a linear layer sees its input flattened (H*W*C values) and produces
- * out_h*out_w*out_c values per head (1 x 1 x width for hidden layers, H x W x C for the MLP's output). */
+ * out_h*out_w*out_c values per head (1 x 1 x width for hidden layers, H x W x C for the MLP's output,
+ * the last conv's h x w x C for the decoder's project). A conv layer's geometry is k, stride, pad and,
+ * for a transposed one, the out_pad that restores its mirror conv's input size. */
 typedef struct {
   vae_layer_kind kind;
   int relu;                /* ReLU on the output (every layer but the two heads) */
   int heads;               /* 1, or 2 outputs fused along the output: [head 0 | head 1] per row */
   int in_h, in_w, in_c;    /* input */
   int out_h, out_w, out_c; /* output of one head */
-  size_t w, b;             /* offsets (floats) of the weight and the bias; head h's follow head h-1's */
-  char name[2][32];        /* per head: "encoder/mu", "encoder/logvar"; tensors add "/weight", "/bias" */
+  int k, stride, pad, out_pad;
+  int chw_in, chw_out; /* linear: PyTorch flattens this input / unflattens this output as (C, H, W) */
+  size_t w, b;         /* offsets (floats) of the weight and the bias; head h's follow head h-1's */
+  char name[2][32];    /* per head: "encoder/mu", "encoder/logvar"; tensors add "/weight", "/bias" */
 } vae_layer;
 
 typedef struct {
@@ -73,9 +91,12 @@ typedef struct {
 /* One named tensor of the layout, for checkpoints: name like "encoder/mu/weight", shape as PyTorch's. */
 typedef struct {
   char name[64];
-  size_t offset; /* in floats, from the start of the flat buffer */
-  int ndim;      /* 1 (bias) .. VAE_TENSOR_MAX_DIMS */
-  int dims[VAE_TENSOR_MAX_DIMS];
+  size_t offset;                 /* in floats, from the start of the flat buffer */
+  int ndim;                      /* 1 (bias) .. VAE_TENSOR_MAX_DIMS */
+  int dims[VAE_TENSOR_MAX_DIMS]; /* PyTorch's shape (unused dims 1) */
+  /* The inside order: the flat buffer holds a permutation of the PyTorch tensor, whose axis j is axis
+   * perm[j] of `view`, a 4-d reshape of dims. Identity (view = dims, perm = 0 1 2 3) for the MLP. */
+  int view[4], perm[4];
 } vae_tensor;
 
 /* ---- model.c: configuration ---- */
@@ -89,7 +110,13 @@ int vae_config_validate_flags(const vae_config *c, char *err);
 int vae_config_validate(const vae_config *c, char *err);
 const char *vae_decoder_name(vae_decoder d);
 int vae_decoder_parse(const char *s, vae_decoder *d); /* 0 ok, -1 unknown */
-/* Writes "784-400-20-400-784" style. */
+/* Output size of a conv layer over an input of size `in` with the config's kernel, stride and padding
+ * (below 1 when the input is too small). */
+int vae_conv_out_size(const vae_config *c, int in);
+/* The output_padding of the ConvTranspose2d that maps size `small` back to its mirror's input `big`. */
+int vae_convt_out_pad(const vae_config *c, int big, int small);
+/* Writes "784-400-20-400-784" style; a conv model as "28x28x1-c32-c64-256-20-256-t32-t1-28x28x1
+ * (k4 s2 p1)". */
 void vae_describe(const vae_config *c, char *buf, size_t n);
 
 /* ---- net.c: the layer list, the tensor table, initialisation ---- */
@@ -97,6 +124,12 @@ void vae_describe(const vae_config *c, char *buf, size_t n);
 void vae_net_build(const vae_config *c, vae_net *net);
 size_t vae_layer_in_size(const vae_layer *l);  /* in_h * in_w * in_c */
 size_t vae_layer_out_size(const vae_layer *l); /* heads * out_h * out_w * out_c: one row of its output */
+/* A conv layer's patch grid (layers.h): a Conv2d reads its input through its output's grid, a
+ * ConvTranspose2d writes its output through its input's grid. */
+vae_conv_shape vae_layer_conv_shape(const vae_layer *l);
+/* Floats of im2col rows a layer works in at batch B (0 for a linear layer): whole chunks of images
+ * within the workspace budget, at least one image; the workspace holds the largest over the layers. */
+size_t vae_layer_cols_len(const vae_layer *l, int B);
 size_t vae_num_params(const vae_config *c);
 /* The layer list over buf, which holds vae_num_params(c) floats. */
 void vae_views_init(const vae_config *c, float *buf, vae_views *v);
@@ -104,6 +137,11 @@ void vae_views_init(const vae_config *c, float *buf, vae_views *v);
 int vae_tensors(const vae_config *c, vae_tensor *t);
 /* Number of floats of a tensor: the product of its dims. */
 size_t vae_tensor_len(const vae_tensor *t);
+/* Whether the inside order differs from PyTorch's (then a checkpoint converts it). */
+int vae_tensor_permuted(const vae_tensor *t);
+/* torch (vae_tensor_len floats, PyTorch's order) = tensor t of the flat buffer buf, and back. */
+void vae_tensor_to_torch(const vae_tensor *t, const float *buf, float *torch);
+void vae_tensor_from_torch(const vae_tensor *t, const float *torch, float *buf);
 /* PyTorch's default initialisation: weight and bias uniform in +-1/sqrt(fan_in), drawn from the seed. */
 void vae_init_params(const vae_config *c, float *params, uint64_t seed);
 
@@ -122,6 +160,8 @@ typedef struct {
   float *dbuf[2];             /* backward scratch, (B, widest layer input) each */
   float *dout;                /* (B, k*D) gradient w.r.t. out */
   float *dmulv;               /* (B, 2L) */
+  float *cols;                /* im2col/col2im rows of the conv layers, cols_len floats (NULL: MLP) */
+  size_t cols_len;
 } vae_workspace;
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch);

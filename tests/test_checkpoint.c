@@ -40,6 +40,20 @@ static const vae_config CFG_LEARNED = {.in_h = 8,
                                        .decoder = VAE_DEC_GAUSSIAN_LEARNED,
                                        .sigma = 0.5f,
                                        .logvar_min = -4.5f};
+/* colour, non-square, two conv layers, no hidden layer, two output heads: every permuted tensor kind */
+static const vae_config CFG_CONV = {.in_h = 9,
+                                    .in_w = 7,
+                                    .in_c = 3,
+                                    .n_conv = 2,
+                                    .conv = {4, 5},
+                                    .kernel = 3,
+                                    .stride = 2,
+                                    .padding = 1,
+                                    .n_hidden = 0,
+                                    .latent = 3,
+                                    .decoder = VAE_DEC_GAUSSIAN_LEARNED,
+                                    .sigma = 0.5f,
+                                    .logvar_min = -4.5f};
 
 static void sample_state(vae_ckpt_state *st, long step) {
   memset(st, 0, sizeof *st);
@@ -172,6 +186,9 @@ static int same_config(const vae_config *a, const vae_config *b) {
              a->latent == b->latent && a->decoder == b->decoder && a->sigma == b->sigma &&
              a->logvar_min == b->logvar_min;
   for (int i = 0; same && i < a->n_hidden; i++) same = a->hidden[i] == b->hidden[i];
+  same = same && a->n_conv == b->n_conv;
+  for (int i = 0; same && i < a->n_conv; i++) same = a->conv[i] == b->conv[i];
+  if (a->n_conv) same = same && a->kernel == b->kernel && a->stride == b->stride && a->padding == b->padding;
   return same;
 }
 
@@ -304,6 +321,25 @@ static void test_match(void) {
   h = g;
   h.logvar_min = -6;
   expect_mismatch(&g, &h, "logvar_min -4.5, this run asks for -6", "--logvar-min -4.5");
+  /* The conv trunk: its presence, channels, kernel, stride, padding. */
+  vae_config cv = CFG_CONV, cw = cv;
+  CHECK(vae_checkpoint_match(&cv, &cw, err) == 0, "identical conv configs mismatch: %s", err);
+  cw.n_conv = 0;
+  expect_mismatch(&cv, &cw, "checkpoint has conv 4,5, this run asks for (none)", "--conv 4,5");
+  expect_mismatch(&cw, &cv, "checkpoint has conv (none), this run asks for 4,5", "--conv ''");
+  cw = cv;
+  cw.conv[1] = 6;
+  expect_mismatch(&cv, &cw, "checkpoint has conv 4,5, this run asks for 4,6", "--conv 4,5");
+  cw = cv;
+  cw.kernel = 4, cw.padding = 0;
+  expect_mismatch(&cv, &cw, "kernel 3, this run asks for 4; checkpoint has padding 1",
+                  "--kernel 3, --padding 1");
+  cw = cv;
+  cw.stride = 1;
+  expect_mismatch(&cv, &cw, "checkpoint has stride 2, this run asks for 1", "--stride 2");
+  cw = CFG_BERNOULLI; /* the MLP's kernel, stride and padding never count */
+  cw.kernel = 7;
+  CHECK(vae_checkpoint_match(&CFG_BERNOULLI, &cw, err) == 0, "MLP kernel compared: %s", err);
   /* Several differences: every one is named. */
   b = a;
   b.latent = 10;
@@ -782,18 +818,21 @@ static void print_checksums(const vae_config *cfg, const char *group, const floa
   for (int i = 0; i < nt; i++) {
     uint64_t sum = 0, wsum = 0;
     size_t n = vae_tensor_len(&t[i]);
+    float *torch = malloc(n * sizeof *torch); /* the tensor as the file holds it: PyTorch's order */
+    vae_tensor_to_torch(&t[i], buf, torch);
     for (size_t k = 0; k < n; k++) {
       uint32_t bits;
-      memcpy(&bits, buf + t[i].offset + k, 4);
+      memcpy(&bits, torch + k, 4);
       sum += bits;
       wsum += (uint64_t)bits * (uint64_t)(k + 1);
     }
-    if (t[i].ndim == 2)
-      printf("tensor %s/%s %dx%d %llu %llu\n", group, t[i].name, t[i].dims[0], t[i].dims[1],
-             (unsigned long long)sum, (unsigned long long)wsum);
-    else
-      printf("tensor %s/%s %d %llu %llu\n", group, t[i].name, t[i].dims[0], (unsigned long long)sum,
-             (unsigned long long)wsum);
+    free(torch);
+    char shape[64];
+    size_t used = 0;
+    for (int d = 0; d < t[i].ndim; d++)
+      used += (size_t)snprintf(shape + used, sizeof shape - used, d ? "x%d" : "%d", t[i].dims[d]);
+    printf("tensor %s/%s %s %llu %llu\n", group, t[i].name, shape, (unsigned long long)sum,
+           (unsigned long long)wsum);
   }
 }
 
@@ -814,16 +853,17 @@ static void print_all(const vae_config *cfg, const float *p, const float *m, con
 
 int main(int argc, char **argv) {
   char err[VAE_ERR_LEN];
-  if (argc == 3 && !strcmp(argv[1], "write")) {
+  if (argc == 3 && (!strcmp(argv[1], "write") || !strcmp(argv[1], "write-conv"))) {
+    const vae_config *cfg = !strcmp(argv[1], "write") ? &CFG_LEARNED : &CFG_CONV;
     float *p, *m, *v;
-    sample_buffers(&CFG_LEARNED, 9, &p, &m, &v);
+    sample_buffers(cfg, 9, &p, &m, &v);
     vae_ckpt_state st;
     sample_state(&st, 4321);
-    if (vae_checkpoint_write(argv[2], &CFG_LEARNED, p, m, v, &st, err) < 0) {
+    if (vae_checkpoint_write(argv[2], cfg, p, m, v, &st, err) < 0) {
       fprintf(stderr, "vae_mpi: error: %s\n", err);
       return 1;
     }
-    print_all(&CFG_LEARNED, p, m, v, &st);
+    print_all(cfg, p, m, v, &st);
     free3(p, m, v);
     return 0;
   }
@@ -848,7 +888,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc != 1) {
-    fprintf(stderr, "usage: test_checkpoint [write PATH | dump PATH]\n");
+    fprintf(stderr, "usage: test_checkpoint [write PATH | write-conv PATH | dump PATH]\n");
     return 2;
   }
   unsetenv("VAE_FAULT_CHECKPOINT");
@@ -865,6 +905,8 @@ int main(int argc, char **argv) {
                      .sigma = 0.25f,
                      .logvar_min = -6}; /* empty hidden */
   test_roundtrip(&flat, 1, 0);
+  test_roundtrip(&CFG_CONV, 1, 1);
+  test_roundtrip(&CFG_CONV, 0, 0);
   test_match();
   test_write_refusals();
   test_read_refusals();

@@ -13,12 +13,20 @@ static void append(char *buf, size_t n, const char *sep, const char *s) {
   if (used < n) snprintf(buf + used, n - used, "%s%s", used ? sep : "", s);
 }
 
-static void hidden_str(const vae_config *c, char *buf, size_t n) {
+/* "400,200", or "(none)" */
+static void list_str(const int *v, int count, char *buf, size_t n) {
   size_t used = 0;
   buf[0] = 0;
-  for (int i = 0; i < c->n_hidden && used < n; i++)
-    used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? "," : "", c->hidden[i]);
-  if (c->n_hidden == 0) snprintf(buf, n, "(none)");
+  for (int i = 0; i < count && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, "%s%d", i ? "," : "", v[i]);
+  if (count == 0) snprintf(buf, n, "(none)");
+}
+
+static int same_list(const int *a, int na, const int *b, int nb) {
+  if (na != nb) return 0;
+  for (int i = 0; i < na; i++)
+    if (a[i] != b[i]) return 0;
+  return 1;
 }
 
 /* The differences found so far, and the flags that would remove them. */
@@ -31,7 +39,8 @@ static void differs(mismatch *m, const char *what, const char *flag, const char 
   char line[600];
   snprintf(line, sizeof line, "checkpoint has %s %s, this run asks for %s", what, have, want);
   append(m->diffs, sizeof m->diffs, "; ", line);
-  snprintf(line, sizeof line, "%s %s", flag, have);
+  /* an empty list is given as '' (--hidden '' and --conv '': none) */
+  snprintf(line, sizeof line, "%s %s", flag, strcmp(have, "(none)") ? have : "''");
   append(m->fixes, sizeof m->fixes, ", ", line);
 }
 
@@ -45,11 +54,24 @@ int vae_checkpoint_match(const vae_config *ck, const vae_config *want, char *err
     append(m.diffs, sizeof m.diffs, "; ", line);
     append(m.fixes, sizeof m.fixes, ", ", "the --data it was trained on");
   }
-  int same_hidden = ck->n_hidden == want->n_hidden;
-  for (int i = 0; same_hidden && i < ck->n_hidden; i++) same_hidden = ck->hidden[i] == want->hidden[i];
-  if (!same_hidden) {
-    hidden_str(ck, a, sizeof a);
-    hidden_str(want, b, sizeof b);
+  /* the conv trunk: its channel counts, and kernel, stride and padding when both are conv models */
+  if (!same_list(ck->conv, ck->n_conv, want->conv, want->n_conv)) {
+    list_str(ck->conv, ck->n_conv, a, sizeof a);
+    list_str(want->conv, want->n_conv, b, sizeof b);
+    differs(&m, "conv", "--conv", a, b);
+  }
+  const int got[3] = {ck->kernel, ck->stride, ck->padding},
+            asked[3] = {want->kernel, want->stride, want->padding};
+  const char *names[3] = {"kernel", "stride", "padding"}, *flags[3] = {"--kernel", "--stride", "--padding"};
+  for (int i = 0; i < 3 && ck->n_conv > 0 && want->n_conv > 0; i++)
+    if (got[i] != asked[i]) {
+      snprintf(a, sizeof a, "%d", got[i]);
+      snprintf(b, sizeof b, "%d", asked[i]);
+      differs(&m, names[i], flags[i], a, b);
+    }
+  if (!same_list(ck->hidden, ck->n_hidden, want->hidden, want->n_hidden)) {
+    list_str(ck->hidden, ck->n_hidden, a, sizeof a);
+    list_str(want->hidden, want->n_hidden, b, sizeof b);
     differs(&m, "hidden", "--hidden", a, b);
   }
   if (ck->latent != want->latent) {

@@ -30,6 +30,29 @@ static hid_t open_group(hid_t fid, const char *name, const char *path, char *err
   return g;
 }
 
+/* The conv model's attributes (docs/CHECKPOINT.md): absent `conv` is the MLP (every checkpoint written
+ * before them); present, it needs kernel, stride and padding. */
+_Static_assert(VAE_MAX_CONV <= VAE_MAX_HIDDEN, "vae_ck_get_nums reads at most VAE_MAX_HIDDEN values");
+static int read_conv_attrs(hid_t g, const vae_ck_rctx *c, vae_config *r) {
+  r->n_conv = 0;
+  if (H5Aexists(g, "conv") <= 0) return 0;
+  long long conv[VAE_MAX_CONV], k, s, p;
+  if (vae_ck_get_nums(g, "conv", VAE_CK_NUM_INT, conv, VAE_MAX_CONV, &r->n_conv, c) < 0) return -1;
+  for (int i = 0; i < r->n_conv; i++) {
+    if (conv[i] < 1 || conv[i] > INT_MAX)
+      return vae_err(c->err, "checkpoint %s: /model/conv holds %lld, expected positive channel counts",
+                     c->path, conv[i]);
+    r->conv[i] = (int)conv[i];
+  }
+  if (r->n_conv == 0) return 0;
+  if (vae_ck_get_int(g, "kernel", 1, INT_MAX, &k, c) < 0 ||
+      vae_ck_get_int(g, "stride", 1, INT_MAX, &s, c) < 0 ||
+      vae_ck_get_int(g, "padding", 0, INT_MAX, &p, c) < 0)
+    return -1;
+  r->kernel = (int)k, r->stride = (int)s, r->padding = (int)p;
+  return 0;
+}
+
 static int read_model_attrs(hid_t fid, const char *path, vae_config *cfg, char *err) {
   if (H5Lexists(fid, "model", H5P_DEFAULT) <= 0)
     return vae_err(err, "checkpoint %s has no /model group; " VAE_CK_SCHEMA_HINT, path);
@@ -48,7 +71,8 @@ static int read_model_attrs(hid_t fid, const char *path, vae_config *cfg, char *
       vae_ck_get_nums(g, "logvar_min", VAE_CK_NUM_FLOAT, &lvmin, 1, NULL, &c) < 0 ||
       vae_ck_get_int(g, "latent", 1, INT_MAX, &latent, &c) < 0 ||
       vae_ck_get_nums(g, "hidden", VAE_CK_NUM_INT, hidden, VAE_MAX_HIDDEN, &r.n_hidden, &c) < 0 ||
-      vae_ck_get_nums(g, "input_shape", VAE_CK_NUM_INT, shape, 3, &nshape, &c) < 0)
+      vae_ck_get_nums(g, "input_shape", VAE_CK_NUM_INT, shape, 3, &nshape, &c) < 0 ||
+      read_conv_attrs(g, &c, &r) < 0)
     goto done;
   if (vae_decoder_parse(dec, &r.decoder) < 0) {
     char names[128];
@@ -257,8 +281,11 @@ static void shape_str(char *buf, size_t n, int rank, const hsize_t *d) {
   if (used < n) snprintf(buf + used, n - used, ")");
 }
 
-static int read_one_tensor(hid_t fid, const char *path, const char *name, const vae_tensor *t, float *out,
-                           char *err) {
+/* Tensor t of the layout into the flat buffer buf (permuted from PyTorch's order where the inside
+ * order differs: torch is scratch of vae_tensor_len(t) floats). */
+static int read_one_tensor(hid_t fid, const char *path, const char *name, const vae_tensor *t, float *buf,
+                           float *torch, char *err) {
+  float *out = vae_tensor_permuted(t) ? torch : buf + t->offset;
   if (!path_exists(fid, name))
     return vae_err(err,
                    "checkpoint %s has no /%s; the file is incomplete or for another model "
@@ -302,6 +329,8 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
                    "checkpoint %s: /%s holds a non-finite value (%g at element %zu); resume "
                    "from an older checkpoint",
                    path, name, (double)bad, k);
+    else if (out == torch)
+      vae_tensor_from_torch(t, torch, buf);
   }
   if (sp >= 0) H5Sclose(sp);
   if (ft >= 0) H5Tclose(ft);
@@ -313,10 +342,17 @@ static int read_one_tensor(hid_t fid, const char *path, const char *name, const 
 static int read_tensors(hid_t fid, const char *path, const char *grp, const vae_config *cfg,
                         const vae_tensor *t, int nt, float *buf, char *err) {
   char name[VAE_CK_TENSOR_PATH_LEN];
+  size_t longest = 1;
+  for (int i = 0; i < nt; i++) longest = vae_tensor_len(&t[i]) > longest ? vae_tensor_len(&t[i]) : longest;
+  float *torch = mallocCheck(longest * sizeof *torch);
   for (int i = 0; i < nt; i++) {
     vae_ck_tensor_path(name, grp, &t[i]);
-    if (read_one_tensor(fid, path, name, &t[i], buf + t[i].offset, err) < 0) return -1;
+    if (read_one_tensor(fid, path, name, &t[i], buf, torch, err) < 0) {
+      free(torch);
+      return -1;
+    }
   }
+  free(torch);
   int count = 0;
   hid_t g = H5Gopen2(fid, grp, H5P_DEFAULT);
   herr_t rc = g < 0 ? -1 : H5Lvisit(g, H5_INDEX_NAME, H5_ITER_NATIVE, count_datasets_cb, &count);

@@ -77,17 +77,28 @@ static herr_t write_tensors(hid_t fid, const char *prefix, const vae_tensor *t, 
   if (lcpl < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) return -1;
   herr_t rc = 0;
   char name[VAE_CK_TENSOR_PATH_LEN];
+  /* a conv model's tensors go out in PyTorch's order (the buffer holds them permuted) */
+  size_t longest = 0;
+  for (int i = 0; i < nt; i++)
+    if (vae_tensor_permuted(&t[i]) && vae_tensor_len(&t[i]) > longest) longest = vae_tensor_len(&t[i]);
+  float *torch = longest ? mallocCheck(longest * sizeof *torch) : NULL;
   for (int i = 0; i < nt && rc >= 0; i++) {
     vae_ck_tensor_path(name, prefix, &t[i]);
+    const float *src = buf + t[i].offset;
+    if (vae_tensor_permuted(&t[i])) {
+      vae_tensor_to_torch(&t[i], buf, torch);
+      src = torch;
+    }
     hsize_t dims[VAE_TENSOR_MAX_DIMS];
     for (int k = 0; k < t[i].ndim; k++) dims[k] = (hsize_t)t[i].dims[k];
     hid_t sp = H5Screate_simple(t[i].ndim, dims, NULL);
     hid_t d = sp < 0 ? -1 : H5Dcreate2(fid, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t[i].offset);
+    rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, src);
     if (d >= 0 && H5Dclose(d) < 0) rc = -1;
     if (sp >= 0) H5Sclose(sp);
     if (fault_midway && i + 1 == nt / 2) fault("mid-tensors");
   }
+  free(torch);
   H5Pclose(lcpl);
   return rc;
 }
@@ -103,6 +114,12 @@ static herr_t write_model_group(hid_t fid, const vae_config *c) {
   if (rc >= 0)
     rc = vae_ck_put_attr(g, "hidden", H5T_STD_I32LE, H5T_NATIVE_INT, 1, (hsize_t)c->n_hidden, c->hidden);
   if (rc >= 0) rc = vae_ck_put_attr(g, "input_shape", H5T_STD_I32LE, H5T_NATIVE_INT, 1, 3, shape);
+  /* a conv model only: their absence means the MLP, so every MLP checkpoint stays as it was */
+  if (rc >= 0 && c->n_conv > 0)
+    rc = vae_ck_put_attr(g, "conv", H5T_STD_I32LE, H5T_NATIVE_INT, 1, (hsize_t)c->n_conv, c->conv);
+  if (rc >= 0 && c->n_conv > 0) rc = vae_ck_put_i32(g, "kernel", c->kernel);
+  if (rc >= 0 && c->n_conv > 0) rc = vae_ck_put_i32(g, "stride", c->stride);
+  if (rc >= 0 && c->n_conv > 0) rc = vae_ck_put_i32(g, "padding", c->padding);
   if (H5Gclose(g) < 0) rc = -1;
   return rc;
 }

@@ -61,6 +61,19 @@ int vae_cli_parse_hidden(const char *s, vae_config *c, char *err) {
   return parse_int_list("--hidden", s, c->hidden, VAE_MAX_HIDDEN, &c->n_hidden, err);
 }
 
+int vae_cli_parse_conv(const char *s, vae_config *c, char *err) {
+  /* "" = no conv layer: the MLP */
+  return parse_int_list("--conv", s, c->conv, VAE_MAX_CONV, &c->n_conv, err);
+}
+
+/* "400,200" from n values */
+static void format_int_list(char *buf, size_t n, const int *v, int count) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < count && used < n; i++)
+    used += (size_t)snprintf(buf + used, n - used, i ? ",%d" : "%d", v[i]);
+}
+
 static int set_flag(const vae_flag *f, const char *val, char *err) {
   char names[256];
   long l = 0;
@@ -100,6 +113,7 @@ static int set_flag(const vae_flag *f, const char *val, char *err) {
       *(float *)f->ptr = (float)d;
       return 0;
     case VAE_FLAG_HIDDEN: return vae_cli_parse_hidden(val, (vae_config *)f->ptr, err);
+    case VAE_FLAG_CONV: return vae_cli_parse_conv(val, (vae_config *)f->ptr, err);
     case VAE_FLAG_DECODER:
       if (vae_decoder_parse(val, (vae_decoder *)f->ptr) < 0) {
         vae_decoder_names(names, sizeof names, ", ", " or ");
@@ -126,14 +140,12 @@ static void format_default(const vae_flag *f, char *buf, size_t n) {
     case VAE_FLAG_DOUBLE: snprintf(buf, n, "%g", *(const double *)f->ptr); break;
     case VAE_FLAG_FLOAT: snprintf(buf, n, "%g", (double)*(const float *)f->ptr); break;
     case VAE_FLAG_BOOL: buf[0] = '\0'; break;
-    case VAE_FLAG_HIDDEN: {
-      const vae_config *c = f->ptr;
-      size_t used = 0;
-      buf[0] = '\0';
-      for (int i = 0; i < c->n_hidden && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, i ? ",%d" : "%d", c->hidden[i]);
+    case VAE_FLAG_HIDDEN:
+      format_int_list(buf, n, ((const vae_config *)f->ptr)->hidden, ((const vae_config *)f->ptr)->n_hidden);
       break;
-    }
+    case VAE_FLAG_CONV:
+      format_int_list(buf, n, ((const vae_config *)f->ptr)->conv, ((const vae_config *)f->ptr)->n_conv);
+      break;
     case VAE_FLAG_DECODER: snprintf(buf, n, "%s", vae_decoder_name(*(const vae_decoder *)f->ptr)); break;
     case VAE_FLAG_LR_SCALE: snprintf(buf, n, "%s", vae_lr_scale_name(*(const vae_lr_scale *)f->ptr)); break;
   }
@@ -197,6 +209,9 @@ void vae_train_opts_default(vae_train_opts *o) {
   o->model.n_hidden = 1;
   o->model.hidden[0] = 400;
   o->model.latent = 20;
+  o->model.kernel = 4;
+  o->model.stride = 2;
+  o->model.padding = 1;
   o->model.decoder = VAE_DEC_BERNOULLI;
   o->model.sigma = 1.0f;
   o->model.logvar_min = VAE_DEFAULT_LOGVAR_MIN;
@@ -251,8 +266,16 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
        "clip the global gradient norm (0 = off)", NULL},
       {"--seed", VAE_FLAG_U64, &o->seed, "S", "seed of initialisation, shuffles and noise", NULL},
       {"--hidden", VAE_FLAG_HIDDEN, &o->model, "W[,W...]",
-       "hidden layer widths of the encoder (decoder reversed)", NULL},
+       "hidden layer widths of the encoder (decoder reversed; with --conv: between the conv layers and "
+       "the heads); '' for none",
+       NULL},
       {"--latent", VAE_FLAG_INT, &o->model.latent, "L", "latent dimensions", NULL},
+      {"--conv", VAE_FLAG_CONV, &o->model, "C[,C...]",
+       "a convolutional VAE: one Conv2d + ReLU per channel count (absent: the MLP)", NULL},
+      {"--kernel", VAE_FLAG_INT, &o->model.kernel, "K", "kernel size of every (transposed) conv layer", NULL},
+      {"--stride", VAE_FLAG_INT, &o->model.stride, "S", "stride of every (transposed) conv layer", NULL},
+      {"--padding", VAE_FLAG_INT, &o->model.padding, "P", "zero padding of every (transposed) conv layer",
+       NULL},
       {"--decoder", VAE_FLAG_DECODER, &o->model.decoder, "NAME", decoders, NULL},
       {"--sigma", VAE_FLAG_FLOAT, &o->model.sigma, "S", "fixed standard deviation of the gaussian decoder",
        NULL},

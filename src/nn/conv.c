@@ -87,10 +87,6 @@ static int chunk_images(const vae_conv_shape *s, int B, size_t cols_len) {
 /* A 1x1 kernel at stride 1 without padding reads each pixel once: its im2col rows are the image. */
 static int is_pointwise(const vae_conv_shape *s) { return s->k == 1 && s->s == 1 && s->p == 0; }
 
-VAE_CLONES static void relu_inplace(float *y, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-}
-
 /* ---- Conv2d ---- */
 
 void vae_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int relu,
@@ -149,16 +145,14 @@ void vae_convt2d_forward(float *out, const float *inp, const float *w, const flo
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, KdO, s->n, 1.0f, inp + (size_t)b0 * in_img, s->n,
                 w, s->n, 0.0f, cols, KdO);
     float *y = out + (size_t)b0 * out_img;
-    /* every output pixel starts at its head's bias; the patches add onto it */
-    for (int i = 0; i < m; i++)
-      for (int hd = 0; hd < s->heads; hd++) {
-        float *yh = y + (size_t)i * out_img + (size_t)hd * hwc;
-        for (size_t px = 0; px < (size_t)s->h * s->w; px++)
-          memcpy(yh + px * s->c, b + (size_t)hd * s->c, (size_t)s->c * sizeof *yh);
-      }
+    /* the patches add up in a zeroed output, then each head's bias and the ReLU in one pass */
+    memset(y, 0, (size_t)m * out_img * sizeof *y);
     for (int hd = 0; hd < s->heads; hd++)
       vae_col2im(y + (size_t)hd * hwc, out_img, cols + (size_t)hd * kkc, (size_t)KdO, m, s);
-    if (relu) relu_inplace(y, (size_t)m * out_img);
+    for (int i = 0; i < m; i++)
+      for (int hd = 0; hd < s->heads; hd++)
+        vae_bias_act(y + (size_t)i * out_img + (size_t)hd * hwc, b + (size_t)hd * s->c, s->h * s->w, s->c,
+                     relu);
   }
 }
 

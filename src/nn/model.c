@@ -28,6 +28,71 @@ int vae_config_validate_flags(const vae_config *c, char *err) {
   /* the learned-variance loss needs exp(-logvar_min) as a finite float (loss.c) */
   if (!(c->logvar_min >= -80.0f && c->logvar_min <= 80.0f))
     return vae_err(err, "--logvar-min must be in [-80, 80], got %g", (double)c->logvar_min);
+  if (c->n_conv < 0 || c->n_conv > VAE_MAX_CONV)
+    return vae_err(err, "--conv takes 0 to %d layers, got %d", VAE_MAX_CONV, c->n_conv);
+  for (int i = 0; i < c->n_conv; i++)
+    if (c->conv[i] < 1 || c->conv[i] > VAE_MAX_WIDTH)
+      return vae_err(err, "--conv channel counts must be from 1 to %d, got %d", VAE_MAX_WIDTH, c->conv[i]);
+  if (c->n_conv == 0) return 0; /* the MLP: kernel, stride and padding unused */
+  if (c->kernel < 1 || c->kernel > VAE_MAX_KERNEL)
+    return vae_err(err, "--kernel must be from 1 to %d, got %d", VAE_MAX_KERNEL, c->kernel);
+  if (c->stride < 1 || c->stride > VAE_MAX_KERNEL)
+    return vae_err(err, "--stride must be from 1 to %d, got %d", VAE_MAX_KERNEL, c->stride);
+  if (c->padding < 0 || c->padding >= c->kernel)
+    return vae_err(err, "--padding must be from 0 to --kernel - 1 = %d, got %d", c->kernel - 1, c->padding);
+  return 0;
+}
+
+int vae_conv_out_size(const vae_config *c, int in) {
+  int span = in + 2 * c->padding - c->kernel;
+  return span < 0 ? 0 : span / c->stride + 1;
+}
+
+int vae_convt_out_pad(const vae_config *c, int big, int small) {
+  return big - ((small - 1) * c->stride - 2 * c->padding + c->kernel);
+}
+
+/* The conv trunk's sizes, layer by layer, from the image down: each conv's output at least 1 x 1, and
+ * the transposed conv mirroring it able to give its input size back (output_padding < stride, as
+ * PyTorch requires). */
+static int validate_conv_geometry(const vae_config *c, char *err) {
+  int h = c->in_h, w = c->in_w;
+  for (int i = 0; i < c->n_conv; i++) {
+    int oh = vae_conv_out_size(c, h), ow = vae_conv_out_size(c, w);
+    if (oh < 1 || ow < 1)
+      return vae_err(
+          err,
+          "--conv layer %d gets a %dx%d input, too small for --kernel %d with --padding %d (its output "
+          "would be below 1x1): use fewer --conv layers, a smaller --kernel or more --padding",
+          i + 1, h, w, c->kernel, c->padding);
+    int ph = vae_convt_out_pad(c, h, oh), pw = vae_convt_out_pad(c, w, ow);
+    if (ph < 0 || ph >= c->stride || pw < 0 || pw >= c->stride)
+      return vae_err(
+          err,
+          "--conv layer %d (%dx%d -> %dx%d): the mirroring transposed conv would need output_padding "
+          "%dx%d, outside 0 to --stride - 1 = %d; change --kernel, --stride or --padding",
+          i + 1, h, w, oh, ow, ph, pw, c->stride - 1);
+    h = oh, w = ow;
+  }
+  size_t flat = (size_t)h * (size_t)w * (size_t)c->conv[c->n_conv - 1];
+  if (flat > (1u << 24))
+    return vae_err(err, "the last --conv layer gives %dx%dx%d = %zu values, more than the 16M supported", h,
+                   w, c->conv[c->n_conv - 1], flat);
+  /* the widest im2col row set of one image must stay a GEMM dimension (int) */
+  size_t rows = 0;
+  h = c->in_h, w = c->in_w;
+  for (int i = 0; i < c->n_conv; i++) {
+    int oh = vae_conv_out_size(c, h), ow = vae_conv_out_size(c, w), cin = i ? c->conv[i - 1] : c->in_c;
+    size_t r =
+        (size_t)oh * ow * (size_t)c->kernel * c->kernel * (size_t)(cin > c->conv[i] ? cin : c->conv[i]);
+    rows = r > rows ? r : rows;
+    h = oh, w = ow;
+  }
+  if (rows * (size_t)vae_decoder_heads(c) > (1u << 28))
+    return vae_err(err,
+                   "the --conv layers need %zu im2col values per image, more than the 256M supported; use a "
+                   "smaller --kernel or fewer channels",
+                   rows);
   return 0;
 }
 
@@ -37,7 +102,8 @@ int vae_config_validate(const vae_config *c, char *err) {
   if (vae_input_dim(c) > (1u << 24))
     return vae_err(err, "input of %zu values per image is larger than the 16M this model supports",
                    vae_input_dim(c));
-  return vae_config_validate_flags(c, err);
+  if (vae_config_validate_flags(c, err) < 0) return -1;
+  return c->n_conv > 0 ? validate_conv_geometry(c, err) : 0;
 }
 
 const char *vae_decoder_name(vae_decoder d) {
@@ -60,11 +126,23 @@ int vae_decoder_parse(const char *s, vae_decoder *d) {
 }
 
 void vae_describe(const vae_config *c, char *buf, size_t n) {
-  size_t used = (size_t)snprintf(buf, n, "%zu", vae_input_dim(c));
-  for (int i = 0; i < c->n_hidden && used < n; i++)
-    used += (size_t)snprintf(buf + used, n - used, "-%d", c->hidden[i]);
-  if (used < n) used += (size_t)snprintf(buf + used, n - used, "-%d", c->latent);
-  for (int i = c->n_hidden - 1; i >= 0 && used < n; i--)
-    used += (size_t)snprintf(buf + used, n - used, "-%d", c->hidden[i]);
-  if (used < n) snprintf(buf + used, n - used, "-%zu", vae_input_dim(c));
+  size_t used = 0;
+#define PUT(...) \
+  if (used < n) used += (size_t)snprintf(buf + used, n - used, __VA_ARGS__)
+  if (c->n_conv > 0) {
+    PUT("%dx%dx%d", c->in_h, c->in_w, c->in_c);
+    for (int i = 0; i < c->n_conv; i++) PUT("-c%d", c->conv[i]);
+  } else {
+    PUT("%zu", vae_input_dim(c));
+  }
+  for (int i = 0; i < c->n_hidden; i++) PUT("-%d", c->hidden[i]);
+  PUT("-%d", c->latent);
+  for (int i = c->n_hidden - 1; i >= 0; i--) PUT("-%d", c->hidden[i]);
+  if (c->n_conv > 0) {
+    for (int i = c->n_conv - 1; i >= 0; i--) PUT("-t%d", i ? c->conv[i - 1] : c->in_c);
+    PUT("-%dx%dx%d (k%d s%d p%d)", c->in_h, c->in_w, c->in_c, c->kernel, c->stride, c->padding);
+  } else {
+    PUT("-%zu", vae_input_dim(c));
+  }
+#undef PUT
 }

@@ -38,6 +38,11 @@ vae_workspace *vae_workspace_create(const vae_config *c, int max_batch) {
   ws->dbuf[1] = alloc_floats(B, widest);
   ws->dout = alloc_floats(B, (size_t)vae_decoder_heads(c) * D);
   ws->dmulv = alloc_floats(B, 2 * L);
+  for (int i = 0; i < net.n; i++) {
+    size_t n = vae_layer_cols_len(&net.layer[i], max_batch);
+    ws->cols_len = n > ws->cols_len ? n : ws->cols_len;
+  }
+  ws->cols = ws->cols_len ? alloc_floats(ws->cols_len, 1) : NULL;
   return ws;
 }
 
@@ -53,6 +58,7 @@ void vae_workspace_free(vae_workspace *ws) {
   free(ws->dbuf[1]);
   free(ws->dout);
   free(ws->dmulv);
+  free(ws->cols);
   free(ws);
 }
 
@@ -63,9 +69,18 @@ static void check_batch(const vae_workspace *ws, int B) {
 /* ---- one layer: the one switch on the kind ---- */
 
 /* out (B, out size) = the layer applied to in (B, in size), with its activation. */
-static void layer_forward(const vae_layer *l, const float *P, float *out, const float *in, int B) {
+static void layer_forward(const vae_layer *l, const float *P, float *out, const float *in, int B,
+                          vae_workspace *ws) {
   const int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
+  vae_conv_shape s = vae_layer_conv_shape(l);
+  const size_t nc = vae_layer_cols_len(l, B);
   switch (l->kind) {
+    case VAE_LAYER_CONV2D:
+      vae_conv2d_forward(out, in, P + l->w, P + l->b, l->relu, &s, B, ws->cols, nc);
+      break;
+    case VAE_LAYER_CONVT2D:
+      vae_convt2d_forward(out, in, P + l->w, P + l->b, l->relu, &s, B, ws->cols, nc);
+      break;
     case VAE_LAYER_LINEAR:
       if (l->relu)
         vae_linear_relu_forward(out, in, P + l->w, P + l->b, B, IN, OUT);
@@ -78,9 +93,17 @@ static void layer_forward(const vae_layer *l, const float *P, float *out, const 
 /* Given dy = dL/d(layer output) (B, out size), accumulates alpha * the weight and bias gradients into G
  * and writes alpha * dL/d(input) into dx (skipped when dx is NULL). */
 static void layer_backward(const vae_layer *l, const float *P, float *G, float *dx, const float *dy,
-                           const float *in, float alpha, int B) {
+                           const float *in, float alpha, int B, vae_workspace *ws) {
   const int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
+  vae_conv_shape s = vae_layer_conv_shape(l);
+  const size_t nc = vae_layer_cols_len(l, B);
   switch (l->kind) {
+    case VAE_LAYER_CONV2D:
+      vae_conv2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, &s, B, ws->cols, nc);
+      break;
+    case VAE_LAYER_CONVT2D:
+      vae_convt2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, &s, B, ws->cols, nc);
+      break;
     case VAE_LAYER_LINEAR:
       vae_linear_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, B, IN, OUT);
       break;
@@ -92,7 +115,7 @@ static void layer_backward(const vae_layer *l, const float *P, float *G, float *
 /* Layers [lo, hi) on in; layer i writes ws->act[i]. */
 static void forward_layers(const vae_views *p, vae_workspace *ws, int lo, int hi, const float *in, int B) {
   for (int i = lo; i < hi; i++) {
-    layer_forward(&p->net.layer[i], p->buf, ws->act[i], in, B);
+    layer_forward(&p->net.layer[i], p->buf, ws->act[i], in, B, ws);
     in = ws->act[i];
   }
 }
@@ -153,7 +176,7 @@ static const float *backward_layers(const vae_views *p, const vae_views *g, vae_
     const vae_layer *l = &p->net.layer[i];
     const float *in = i > lo ? ws->act[i - 1] : in0;
     float *dx = i > lo || want_din0 ? ws->dbuf[cur] : NULL;
-    layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, B);
+    layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, B, ws);
     /* the ReLU of the layer below, applied to its output's gradient */
     if (i > lo && p->net.layer[i - 1].relu) vae_relu_backward(dx, in, (size_t)B * vae_layer_in_size(l));
     dy = dx;
