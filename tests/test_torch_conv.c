@@ -11,17 +11,8 @@
 
 #include "check.h"
 #include "error.h"
+#include "refio.h"
 #include "vae.h"
-
-static void read_exact(void *p, size_t size, size_t n, FILE *f, const char *what) {
-  if (fread(p, size, n, f) != n) VAE_FAIL("reference file ends inside %s", what);
-}
-
-static float *read_floats(size_t n, FILE *f, const char *what) {
-  float *p = mallocCheck((n ? n : 1) * sizeof *p);
-  read_exact(p, sizeof *p, n, f, what);
-  return p;
-}
 
 static double rel_norm(const float *a, const float *b, size_t n) {
   double d = 0, r = 0;

@@ -6,10 +6,6 @@ vae_script_test(torch_ref_gen torch_ref.py ${CMAKE_CURRENT_BINARY_DIR}/torch_ref
 set_tests_properties(torch_ref_gen PROPERTIES FIXTURES_SETUP torch_ref)
 vae_unit_test(test_torch_ref ${CMAKE_CURRENT_BINARY_DIR}/torch_ref.bin)
 set_tests_properties(test_torch_ref PROPERTIES FIXTURES_REQUIRED torch_ref)
-# By-hand timing (not a test): OPENBLAS_NUM_THREADS=1 build/tests/bench_vae [B] [decoder]
-add_executable(bench_vae ${CMAKE_CURRENT_SOURCE_DIR}/bench_vae.c)
-target_compile_options(bench_vae PRIVATE ${VAE_WARNINGS})
-target_link_libraries(bench_vae PRIVATE vae_core)
 # Convolutions: the im2col/GEMM kernels and the direct references against a double-precision
 # PyTorch-layout convolution and central differences.
 vae_unit_test(test_conv)
