@@ -44,7 +44,7 @@ with h5py.File(data, "r") as f:
 check(train_x.shape == (48, S, S, 3) and test_x.shape == (16, S, S, 3), f"shapes {train_x.shape} {test_x.shape}")
 
 has_conv = "--conv" in run1(["train", "--help"]).stdout
-models = [("mlp", ["--hidden", "64", "--latent", "4"])] + ([("conv", ["--conv", "--latent", "4"])] if has_conv else [])
+models = [("mlp", ["--hidden", "64", "--latent", "4"])] + ([("conv", ["--conv", "8,16", "--hidden", "32", "--latent", "4"])] if has_conv else [])
 if not has_conv:
     print("test_images_e2e: train has no --conv yet; the MLP only")
 grid = lambda n, cols, rows: (cols * (S + 1) + 1, rows * (S + 1) + 1)  # (width, height)
