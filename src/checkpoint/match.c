@@ -44,9 +44,36 @@ static void differs(mismatch *m, const char *what, const char *flag, const char 
   append(m->fixes, sizeof m->fixes, ", ", line);
 }
 
+/* differs() for a list setting (--conv, --hidden), if the two lists differ */
+static void differs_list(mismatch *m, const char *what, const char *flag, const int *have, int n_have,
+                         const int *want, int n_want) {
+  if (same_list(have, n_have, want, n_want)) return;
+  char a[256], b[256];
+  list_str(have, n_have, a, sizeof a);
+  list_str(want, n_want, b, sizeof b);
+  differs(m, what, flag, a, b);
+}
+
+/* differs() for an integer setting, if the two values differ */
+static void differs_int(mismatch *m, const char *what, const char *flag, int have, int want) {
+  if (have == want) return;
+  char a[32], b[32];
+  snprintf(a, sizeof a, "%d", have);
+  snprintf(b, sizeof b, "%d", want);
+  differs(m, what, flag, a, b);
+}
+
+/* differs() for a float setting, if the two values differ */
+static void differs_float(mismatch *m, const char *what, const char *flag, float have, float want) {
+  if (have == want) return;
+  char a[32], b[32];
+  snprintf(a, sizeof a, "%g", (double)have);
+  snprintf(b, sizeof b, "%g", (double)want);
+  differs(m, what, flag, a, b);
+}
+
 int vae_checkpoint_match(const vae_config *ck, const vae_config *want, char *err) {
   mismatch m = {"", ""};
-  char a[256], b[256];
   if (ck->in_h != want->in_h || ck->in_w != want->in_w || ck->in_c != want->in_c) {
     char line[600];
     snprintf(line, sizeof line, "checkpoint was trained on %dx%dx%d images, this run's data has %dx%dx%d",
@@ -55,41 +82,21 @@ int vae_checkpoint_match(const vae_config *ck, const vae_config *want, char *err
     append(m.fixes, sizeof m.fixes, ", ", "the --data it was trained on");
   }
   /* the conv trunk: its channel counts, and kernel, stride and padding when both are conv models */
-  if (!same_list(ck->conv, ck->n_conv, want->conv, want->n_conv)) {
-    list_str(ck->conv, ck->n_conv, a, sizeof a);
-    list_str(want->conv, want->n_conv, b, sizeof b);
-    differs(&m, "conv", "--conv", a, b);
+  differs_list(&m, "conv", "--conv", ck->conv, ck->n_conv, want->conv, want->n_conv);
+  if (ck->n_conv > 0 && want->n_conv > 0) {
+    differs_int(&m, "kernel", "--kernel", ck->kernel, want->kernel);
+    differs_int(&m, "stride", "--stride", ck->stride, want->stride);
+    differs_int(&m, "padding", "--padding", ck->padding, want->padding);
   }
-  const int got[3] = {ck->kernel, ck->stride, ck->padding},
-            asked[3] = {want->kernel, want->stride, want->padding};
-  const char *names[3] = {"kernel", "stride", "padding"}, *flags[3] = {"--kernel", "--stride", "--padding"};
-  for (int i = 0; i < 3 && ck->n_conv > 0 && want->n_conv > 0; i++)
-    if (got[i] != asked[i]) {
-      snprintf(a, sizeof a, "%d", got[i]);
-      snprintf(b, sizeof b, "%d", asked[i]);
-      differs(&m, names[i], flags[i], a, b);
-    }
-  if (!same_list(ck->hidden, ck->n_hidden, want->hidden, want->n_hidden)) {
-    list_str(ck->hidden, ck->n_hidden, a, sizeof a);
-    list_str(want->hidden, want->n_hidden, b, sizeof b);
-    differs(&m, "hidden", "--hidden", a, b);
-  }
-  if (ck->latent != want->latent) {
-    snprintf(a, sizeof a, "%d", ck->latent);
-    snprintf(b, sizeof b, "%d", want->latent);
-    differs(&m, "latent", "--latent", a, b);
-  }
+  differs_list(&m, "hidden", "--hidden", ck->hidden, ck->n_hidden, want->hidden, want->n_hidden);
+  differs_int(&m, "latent", "--latent", ck->latent, want->latent);
   if (ck->decoder != want->decoder) {
     differs(&m, "decoder", "--decoder", vae_decoder_name(ck->decoder), vae_decoder_name(want->decoder));
-  } else if (ck->decoder == VAE_DEC_GAUSSIAN && ck->sigma != want->sigma) {
+  } else if (ck->decoder == VAE_DEC_GAUSSIAN) {
     /* sigma only enters the loss of the fixed-sigma gaussian decoder */
-    snprintf(a, sizeof a, "%g", (double)ck->sigma);
-    snprintf(b, sizeof b, "%g", (double)want->sigma);
-    differs(&m, "sigma", "--sigma", a, b);
-  } else if (ck->decoder == VAE_DEC_GAUSSIAN_LEARNED && ck->logvar_min != want->logvar_min) {
-    snprintf(a, sizeof a, "%g", (double)ck->logvar_min);
-    snprintf(b, sizeof b, "%g", (double)want->logvar_min);
-    differs(&m, "logvar_min", "--logvar-min", a, b);
+    differs_float(&m, "sigma", "--sigma", ck->sigma, want->sigma);
+  } else if (ck->decoder == VAE_DEC_GAUSSIAN_LEARNED) {
+    differs_float(&m, "logvar_min", "--logvar-min", ck->logvar_min, want->logvar_min);
   }
   if (!m.diffs[0]) return 0;
   return vae_err(err, "%s: pass %s or start a fresh --out", m.diffs, m.fixes);
