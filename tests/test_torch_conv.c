@@ -14,15 +14,6 @@
 #include "refio.h"
 #include "vae.h"
 
-static double rel_norm(const float *a, const float *b, size_t n) {
-  double d = 0, r = 0;
-  for (size_t i = 0; i < n; i++) {
-    d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    r += (double)b[i] * b[i];
-  }
-  return r > 0 ? sqrt(d) / sqrt(r) : INFINITY;
-}
-
 /* Reads nt tensor records; each must be a tensor of the table with its PyTorch shape, once. torch
  * receives them at their table offsets (PyTorch order). */
 static void read_tensors(FILE *f, const vae_tensor *t, int nt, int count, float *torch, const char *what) {
@@ -92,19 +83,15 @@ static void run_case(FILE *f, int k) {
   vae_workspace *ws = vae_workspace_create(&c, B);
   vae_forward(&c, &pv, ws, x, eps, B);
   vae_backward(&c, &pv, &gv, ws, x, eps, B, 1.0f, 1.0f);
-  double e_mulv = rel_norm(ws->mulv, mulv, (size_t)B * 2 * L), e_out = rel_norm(ws->out, out, (size_t)B * kD);
+  double e_mulv = refio_rel_norm(ws->mulv, mulv, (size_t)B * 2 * L),
+         e_out = refio_rel_norm(ws->out, out, (size_t)B * kD);
   CHECK(e_mulv < 1e-5, "case %d %s: [mu | logvar] relative error %g", k, desc, e_mulv);
   CHECK(e_out < 1e-5, "case %d %s: decoder output relative error %g", k, desc, e_out);
-  double worst_r = 0, worst_k = 0, worst_g = 0;
-  for (int b = 0; b < B; b++) {
-    CHECK_CLOSE(ws->recon[b], recon[b], 1e-4, 0);
-    CHECK_CLOSE(ws->kl[b], kl[b], 1e-4, 0);
-    worst_r = fmax(worst_r, fabs(ws->recon[b] - recon[b]) / fabs(recon[b]));
-    worst_k = fmax(worst_k, fabs(ws->kl[b] - kl[b]) / fabs(kl[b]));
-  }
+  double worst_r, worst_k, worst_g = 0;
+  refio_check_losses(ws->recon, ws->kl, recon, kl, B, &worst_r, &worst_k);
   for (int i = 0; i < nt; i++) {
     vae_tensor_to_torch(&t[i], grads, gt + t[i].offset);
-    double e = rel_norm(gt + t[i].offset, gref + t[i].offset, vae_tensor_len(&t[i]));
+    double e = refio_rel_norm(gt + t[i].offset, gref + t[i].offset, vae_tensor_len(&t[i]));
     CHECK(e <= 1e-4, "case %d %s: %s gradient relative error %g", k, desc, t[i].name, e);
     worst_g = fmax(worst_g, e);
   }
@@ -117,20 +104,5 @@ static void run_case(FILE *f, int k) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_torch_conv REF.bin (written by tests/torch_conv_ref.py)\n");
-    return 2;
-  }
-  FILE *f = fopenCheck(argv[1], "rb");
-  char magic[8];
-  int32_t ncases;
-  read_exact(magic, 1, 8, f, "the magic");
-  CHECK(memcmp(magic, "VAECNV01", 8) == 0, "bad magic");
-  read_exact(&ncases, sizeof ncases, 1, f, "the case count");
-  CHECK(ncases == 5, "expected 5 cases, the file has %d", ncases);
-  for (int k = 0; k < ncases; k++) run_case(f, k);
-  char extra;
-  CHECK(fread(&extra, 1, 1, f) == 0, "trailing bytes after the last case");
-  fclose(f);
-  return check_done("test_torch_conv");
+  return refio_main(argc, argv, "test_torch_conv", "tests/torch_conv_ref.py", "VAECNV01", 5, run_case);
 }

@@ -12,17 +12,6 @@
 #include "refio.h"
 #include "vae.h"
 
-/* ||a - b|| <= tol ||b|| over n values */
-static int close_norm(const float *a, const float *b, size_t n, double tol, double *rel) {
-  double d = 0, r = 0;
-  for (size_t i = 0; i < n; i++) {
-    d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-    r += (double)b[i] * b[i];
-  }
-  *rel = sqrt(d) / (sqrt(r) + 1e-300);
-  return sqrt(d) <= tol * sqrt(r) && r > 0;
-}
-
 static void run_case(FILE *f, int k) {
   int32_t ints[16];
   float fl[2];
@@ -58,20 +47,14 @@ static void run_case(FILE *f, int k) {
   vae_forward(&c, &pv, ws, x, eps, B);
   vae_backward(&c, &pv, &gv, ws, x, eps, B, 1.0f, 1.0f);
 
-  double worst_r = 0, worst_k = 0, worst_g = 0;
-  for (int b = 0; b < B; b++) {
-    CHECK_CLOSE(ws->recon[b], recon[b], 1e-4, 0);
-    CHECK_CLOSE(ws->kl[b], kl[b], 1e-4, 0);
-    worst_r = fmax(worst_r, fabs(ws->recon[b] - recon[b]) / fabs(recon[b]));
-    worst_k = fmax(worst_k, fabs(ws->kl[b] - kl[b]) / fabs(kl[b]));
-  }
+  double worst_r, worst_k, worst_g = 0;
+  refio_check_losses(ws->recon, ws->kl, recon, kl, B, &worst_r, &worst_k);
   vae_tensor t[VAE_MAX_TENSORS];
   int nt = vae_tensors(&c, t);
   for (int i = 0; i < nt; i++) {
     size_t len = vae_tensor_len(&t[i]);
-    double rel;
-    int ok = close_norm(grads + t[i].offset, gref + t[i].offset, len, 1e-4, &rel);
-    CHECK(ok, "case %d %s %s: gradient relative error %g", k, desc, t[i].name, rel);
+    double rel = refio_rel_norm(grads + t[i].offset, gref + t[i].offset, len);
+    CHECK(rel <= 1e-4, "case %d %s %s: gradient relative error %g", k, desc, t[i].name, rel);
     worst_g = fmax(worst_g, rel);
   }
   printf("case %d %s %s B=%d: worst relative recon %.2g, kl %.2g, gradient tensor %.2g\n", k, desc,
@@ -81,20 +64,5 @@ static void run_case(FILE *f, int k) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_torch_ref REF.bin (written by tests/torch_ref.py)\n");
-    return 2;
-  }
-  FILE *f = fopenCheck(argv[1], "rb");
-  char magic[8];
-  int32_t ncases;
-  read_exact(magic, 1, 8, f, "the magic");
-  CHECK(memcmp(magic, "VAEREF01", 8) == 0, "bad magic");
-  read_exact(&ncases, sizeof ncases, 1, f, "the case count");
-  CHECK(ncases == 6, "expected 6 cases (3 decoders x 2 models), file has %d", ncases);
-  for (int k = 0; k < ncases; k++) run_case(f, k);
-  char extra;
-  CHECK(fread(&extra, 1, 1, f) == 0, "trailing bytes after the last case");
-  fclose(f);
-  return check_done("test_torch_ref");
+  return refio_main(argc, argv, "test_torch_ref", "tests/torch_ref.py", "VAEREF01", 6, run_case);
 }
