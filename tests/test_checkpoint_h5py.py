@@ -8,7 +8,8 @@
 3. Broken h5py files are refused by the C reader with the right words.
 4. Header layouts h5py writes (v1 and v2 object headers, compact and dense attribute storage, creation
    order, foreign attribute types, a userblock, 4-byte addresses) load with the same bits; attribute
-   messages byte-patched to claim more than they hold (the fuzz_checkpoint heap overflow) are refused
+   messages byte-patched to claim more than they hold (the fuzz_checkpoint heap overflow), and
+   global heap collections patched under h5py's str attributes (the fuzz_checkpoint hang), are refused
    with one `vae_mpi: error:` line and no HDF5 error stack.
 Run by CTest with Debian's python3 (h5py, numpy); needs VAE_BUILD_DIR."""
 import os
@@ -71,8 +72,8 @@ def parse(lines):
     return t, other
 
 
-def run(*args):
-    return subprocess.run([EXE, *args], capture_output=True, text=True)
+def run(*args, timeout=None):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def compare_dump(path, expect, what):
@@ -267,6 +268,38 @@ def header_layouts(tmp, full, expect):
     r = run("dump", p)
     check(r.returncode == 1 and "its value claims 1 values of 64 bytes, 8 bytes are left" in r.stderr,
           f"damaged lr element size: {r.stderr!r}")
+    vlen_damage(tmp, data)
+
+
+def vlen_damage(tmp, data):
+    """h5py's str attributes are variable-length: a length and a global heap ID; the bytes live in a
+    global heap collection ("GCOL"), each object a 16-byte header (index 2, references 2, reserved 4,
+    size 8) and its bytes padded to 8. Patched there, HDF5 1.10 loops for ever (an object 0 of 0 bytes:
+    the fuzz finding), copies more than the value's buffer holds, or follows a missing index."""
+    gcol = data.index(b"GCOL")
+    obj = data.index(b"train/images", gcol) - 16  # /config/dataset's or /data/dataset's string
+    first = gcol + 16
+    check(data[obj + 8:obj + 16] == (12).to_bytes(8, "little"), "found the train/images heap object")
+    cases = [
+        ("object 0 of 0 bytes", first, (0).to_bytes(2, "little") + data[first + 2:first + 8] + bytes(8),
+         "its string's global heap collection has an object of 0 bytes"),
+        ("object size 13", obj + 8, (13).to_bytes(8, "little"), "its string claims 12 bytes, its global heap object holds 13"),
+        ("object index 999", obj, (999).to_bytes(2, "little"), "which its global heap collection lacks"),
+        ("collection size", gcol + 8, (1 << 40).to_bytes(8, "little"),
+         "its string's global heap collection runs past the end of the file"),
+    ]
+    for what, at, patch, words in cases:
+        b = bytearray(data)
+        b[at:at + len(patch)] = patch
+        p = os.path.join(tmp, "damaged_heap.h5")
+        open(p, "wb").write(bytes(b))
+        try:
+            r = run("dump", p, timeout=30)
+        except subprocess.TimeoutExpired:
+            check(False, f"damaged heap, {what}: the reader hung (30 s)")
+            continue
+        check(r.returncode == 1 and words in r.stderr and r.stderr.count("\n") == 1
+              and r.stderr.startswith("vae_mpi: error: "), f"damaged heap, {what}: {r.returncode} {r.stderr!r}")
 
 
 def h5py_reads_c_written(tmp):

@@ -30,13 +30,7 @@
 #include "error.h"
 #include "internal.h"
 
-/* The file as read here: HDF5's own descriptor, the base (userblock length) that addresses count
- * from, the file's length, and the widths of its addresses and lengths. */
-typedef struct {
-  int fd;
-  uint64_t base, eof;
-  unsigned sa, ss;
-} raw_file;
+typedef vae_ck_raw raw_file;
 
 #define MAX_TYPE_DEPTH 16           /* nested vlen/array/compound/enum types; HDF5 writes a few */
 #define MAX_CHUNKS 4096             /* object header chunks followed; a loop of continuations ends */
@@ -172,8 +166,9 @@ static int space_points(const uint8_t *b, size_t n, unsigned ss, uint64_t *point
 
 /* 0 when HDF5 1.10 decodes the attribute message b (n bytes) without reading outside it; else -1
  * and why into why (why_n bytes). The attribute's name into name, left empty while it is in doubt. */
-static int attr_damage(const uint8_t *b, size_t n, unsigned ss, char *name, size_t name_n, char *why,
+static int attr_damage(const raw_file *f, const uint8_t *b, size_t n, char *name, size_t name_n, char *why,
                        size_t why_n) {
+  unsigned ss = f->ss;
   name[0] = '\0';
   unsigned ver = n >= 2 ? b[0] : 0, flags = ver >= 2 ? b[1] : 0;
   size_t k = ver >= 3 ? 9 : 8;
@@ -192,6 +187,7 @@ static int attr_damage(const uint8_t *b, size_t n, unsigned ss, char *name, size
   snprintf(name, name_n, "%s", (const char *)(b + k));
   k += PAD(nl);
   uint32_t esize = 0;
+  const uint8_t *dtype = b + k;
   if (PAD(dl) > n - k) return PAST("datatype", dl);
   if (!(flags & 1) && type_len(b + k, dl, 0, &esize) == 0)
     return snprintf(why, why_n, "its datatype is malformed or longer than its %zu bytes", dl), -1;
@@ -207,6 +203,10 @@ static int attr_damage(const uint8_t *b, size_t n, unsigned ss, char *name, size
                     "its value claims %llu values of %u bytes, %zu bytes are left in its %zu-byte message",
                     (unsigned long long)points, (unsigned)esize, n - k, n),
            -1;
+  /* Variable-length values point into global heap collections, which H5Aread decodes. */
+  if (!(flags & 3) && (dtype[0] & 0x0f) == H5T_VLEN && points &&
+      vae_ck_vlen_damage(f, dtype, dl, b + k, points, why, why_n) < 0)
+    return -1;
 #undef PAST
 #undef PAD
   return 0;
@@ -230,8 +230,7 @@ typedef struct {
   char why[160];
 } walk;
 
-/* len bytes at (relative) address addr, or NULL when they are not all in the file. */
-static uint8_t *read_span(const raw_file *f, uint64_t addr, uint64_t len) {
+uint8_t *vae_ck_read_span(const vae_ck_raw *f, uint64_t addr, uint64_t len) {
   if (len == 0 || len > MAX_CHUNK_BYTES || f->base > f->eof || addr > f->eof - f->base ||
       len > f->eof - f->base - addr)
     return NULL;
@@ -247,7 +246,7 @@ static uint8_t *read_span(const raw_file *f, uint64_t addr, uint64_t len) {
 static int read_prefix(walk *w, uint64_t addr) {
   uint8_t p[40] = {0};
   uint64_t room = w->f->eof > w->f->base ? w->f->eof - w->f->base : 0, avail = room > addr ? room - addr : 0;
-  uint8_t *b = read_span(w->f, addr, avail < sizeof p ? avail : sizeof p);
+  uint8_t *b = vae_ck_read_span(w->f, addr, avail < sizeof p ? avail : sizeof p);
   if (!b) return -1;
   memcpy(p, b, avail < sizeof p ? (size_t)avail : sizeof p);
   free(b);
@@ -282,7 +281,7 @@ static const char *scan_chunk(walk *w, const uint8_t *buf, size_t len) {
     const uint8_t *body = buf + k + hdr;
     if (size > len - k - hdr) return "a message runs past the end of its chunk";
     if (type == 0x0C && !(mflags & 0x02)) { /* an attribute, not one in the shared-message heap */
-      if (attr_damage(body, size, w->f->ss, w->name, sizeof w->name, w->why, sizeof w->why) < 0) {
+      if (attr_damage(w->f, body, size, w->name, sizeof w->name, w->why, sizeof w->why) < 0) {
         w->in_attr = 1;
         return w->why;
       }
@@ -305,7 +304,7 @@ static const char *scan_header(walk *w, uint64_t addr) {
   if (read_prefix(w, addr) < 0) return "its header prefix is damaged";
   for (; w->n_done < w->n_todo; w->n_done++) {
     span s = w->todo[w->n_done];
-    uint8_t *buf = read_span(w->f, s.addr, s.len);
+    uint8_t *buf = vae_ck_read_span(w->f, s.addr, s.len);
     if (!buf) return "a header chunk lies outside the file";
     /* Version 2: continuation chunks start with "OCHK"; every chunk ends with a 4-byte checksum. */
     size_t skip = w->v2 && w->n_done > 0 ? 4 : 0, tail = w->v2 && w->n_done > 0 ? 4 : 0;

@@ -117,6 +117,27 @@ int vae_ck_get_str(hid_t loc, const char *name, char *out, size_t n, const vae_c
  * group, else "/name", as in vae_ck_rctx. */
 int vae_ck_check_attrs(hid_t obj, const char *path, const char *obj_name, char *err);
 
+/* The file as attr_check.c reads it: HDF5's own descriptor, the base (userblock length) that
+ * addresses count from, the file's length, and the widths of its addresses and lengths. */
+typedef struct {
+  int fd;
+  uint64_t base, eof;
+  unsigned sa, ss;
+} vae_ck_raw;
+
+/* len bytes (at most 64 MiB) at relative address addr, malloc'd; NULL when not all in the file. */
+uint8_t *vae_ck_read_span(const vae_ck_raw *f, uint64_t addr, uint64_t len);
+
+/* ======================================================================================
+ * checkpoint/vlen_check.c
+ * ====================================================================================== */
+
+/* 0 when each of the points variable-length values at value (the attribute's datatype at dtype, dl
+ * bytes, a vlen) can be read by HDF5 1.10: its global heap collection sound and the object it names
+ * there as long as its length says. Else -1 and why (why_n bytes). */
+int vae_ck_vlen_damage(const vae_ck_raw *f, const uint8_t *dtype, size_t dl, const uint8_t *value,
+                       uint64_t points, char *why, size_t why_n);
+
 /* ======================================================================================
  * checkpoint/read.c
  * ====================================================================================== */
