@@ -3,6 +3,8 @@
 #   scripts/bench.sh [--repeats R] [--build DIR] [--data FILE.h5]   speed table (issue 7), medians over R rounds
 #   scripts/bench.sh --quality [--build DIR]                         test ELBO: vae_mpi np 2 batch 64 after 2 and
 #                                                                    10 epochs, PyTorch examples/vae after 10
+#   scripts/bench.sh --conv [bench-conv.sh options]                  the convolutional VAE's section (issue 13):
+#                                                                    scripts/bench-conv.sh, its header says what
 # Every round runs each configuration once, in turn, so that the machine's load is shared alike; the
 # table shows the median of each measurement and the ratios of the medians. What is measured:
 #   vae_mpi np 1 (--threads 1) and np 2 (one BLAS thread per rank), 128 images per rank, one epoch
@@ -41,9 +43,10 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --quality) quality=1; shift ;;
+    --conv) shift; exec "$root/scripts/bench-conv.sh" "$@" ;;
     --torch-steps) torch_steps=$2; shift 2 ;;
     --fallback) fallback=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

@@ -4,9 +4,12 @@ with (quality) and measured against (speed). Debian's python3-torch and python3-
 
   /usr/bin/python3 scripts/torch_vae.py --data datasets/fashion-mnist.h5 --epochs 10 --threads 1
   /usr/bin/python3 scripts/torch_vae.py --ddp 2 --max-steps 200 --no-test      # DistributedDataParallel, gloo
+  /usr/bin/python3 scripts/torch_vae.py --conv 32,64 --hidden 256 --latent 20    # the convolutional VAE
 
 The model is examples/vae's (784-400-20-400-784, ReLU, sigmoid output, BCE summed + analytic KL, Adam
-lr 1e-3, batch 128). Each epoch prints one JSON line: epoch, train/test recon/KL/ELBO in nats per image,
+lr 1e-3, batch 128). With --conv C1,C2,.. it is vae_mpi's convolutional VAE, the module of
+scripts/vae_mpi_torch.py (Conv2d K S P + ReLU per channel count, --hidden Linear widths, the mu/logvar
+heads, and back through ConvTranspose2d), Bernoulli: BCE from logits summed + analytic KL. Each epoch prints one JSON line: epoch, train/test recon/KL/ELBO in nats per image,
 and training samples/s (data loading excluded as far as PyTorch allows: the data is a tensor in memory).
 With --ddp N, N processes each train on their own shard with a per-process batch of --batch-size, gradients
 averaged by DDP (the same data-parallel job vae_mpi runs).
@@ -22,6 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vae_mpi_torch  # noqa: E402
 
 
 class VAE(nn.Module):
@@ -60,23 +66,44 @@ def loss_terms(recon_x, x, mu, logvar):
     return bce, kld
 
 
-def load(path, dataset):
+def conv_loss_terms(logits, x, mu, logvar):
+    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return bce, kld
+
+
+def make_model(args, shape):
+    """(model, its loss_terms) for the flags: examples/vae's MLP, or the conv VAE with --conv."""
+    if not args.conv:
+        return VAE(d=int(np.prod(shape))), loss_terms
+    ints = lambda s: [int(v) for v in s.split(",") if v]  # noqa: E731
+    model = vae_mpi_torch.VAE(shape, ints(args.hidden), args.latent, "bernoulli", conv=ints(args.conv),
+                              kernel=args.kernel, stride=args.stride, padding=args.padding)
+    return model, conv_loss_terms
+
+
+def load(path, dataset, conv=False):
+    """(N, D) floats for the MLP, (N, C, H, W) for the conv model; and the image shape (H, W, C)."""
+    if conv:
+        x = vae_mpi_torch.images(path, dataset)
+        return x, (x.shape[2], x.shape[3], x.shape[1])
     with h5py.File(path, "r") as f:
         a = f[dataset][...]
+    shape = a.shape[1:] + (1,) * (4 - a.ndim)
     a = a.reshape(a.shape[0], -1)
-    return torch.from_numpy(a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32))
+    return torch.from_numpy(a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)), shape
 
 
 def train(args, rank=0, world=1):
     torch.manual_seed(args.seed + rank)
     torch.set_num_threads(args.threads)
-    x_train = load(args.data, "train/images")
-    x_test = None if args.no_test else load(args.data, "test/images")
+    x_train, shape = load(args.data, "train/images", bool(args.conv))
+    x_test = None if args.no_test else load(args.data, "test/images", bool(args.conv))[0]
     n = x_train.shape[0]
     lo, hi = rank * n // world, (rank + 1) * n // world
     x_train = x_train[lo:hi]
     torch.manual_seed(args.seed)  # identical initial weights on every rank (DDP also broadcasts them)
-    model = VAE(d=x_train.shape[1])
+    model, terms = make_model(args, shape)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -94,7 +121,7 @@ def train(args, rank=0, world=1):
             t0 = time.perf_counter()
             opt.zero_grad()
             recon, mu, logvar = model(x)
-            bce, kld = loss_terms(recon, x, mu, logvar)
+            bce, kld = terms(recon, x, mu, logvar)
             loss = bce + kld
             loss.backward()
             opt.step()
@@ -124,7 +151,7 @@ def train(args, rank=0, world=1):
                 for i in range(0, x_test.shape[0], args.batch_size):
                     x = x_test[i:i + args.batch_size]
                     recon, mu, logvar = m(x)
-                    b, k = loss_terms(recon, x, mu, logvar)
+                    b, k = terms(recon, x, mu, logvar)
                     tr += b.item()
                     tk += k.item()
             nt = x_test.shape[0]
@@ -155,6 +182,12 @@ def main():
     p.add_argument("--port", type=int, default=29517)
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (benchmarks)")
     p.add_argument("--no-test", action="store_true")
+    p.add_argument("--conv", default="", help="C1,C2,..: vae_mpi's convolutional VAE (absent: examples/vae)")
+    p.add_argument("--hidden", default="256", help="with --conv: the Linear widths ('' for none)")
+    p.add_argument("--latent", type=int, default=20, help="with --conv: the latent size")
+    p.add_argument("--kernel", type=int, default=4)
+    p.add_argument("--stride", type=int, default=2)
+    p.add_argument("--padding", type=int, default=1)
     args = p.parse_args()
     if args.ddp > 1:
         import torch.multiprocessing as mp

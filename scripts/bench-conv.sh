@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# bench-conv.sh: the convolutional VAE (issue 13), --conv 32,64 --hidden 256 --latent 20 on Fashion-MNIST
+# (k4 s2 p1: 28 -> 14 -> 7 and back, 1,691,369 parameters), against PyTorch's same module
+# (scripts/torch_vae.py --conv, which builds scripts/vae_mpi_torch.py's VAE) and the conv GEMM floor.
+#   scripts/bench-conv.sh [--repeats R] [--steps N] [--build DIR] [--data FILE.h5]   speed, in one run
+#   scripts/bench-conv.sh --quality [--epochs E]     test ELBO after E epochs (default 10): vae_mpi np 2 x
+#                                                    64 against PyTorch one process, batch 128 (heavy:
+#                                                    tens of minutes on 2 cores; run it on a quiet machine)
+# Speed (samples/s of training steps; medians over R rounds, each round runs every configuration once
+# in turn so that the machine's load is shared alike; ratios of the medians):
+#   vae_mpi np 1 (--threads 1) and np 2, 128 images per rank, one epoch of the first 256 x --steps
+#     training images (a temporary copy: np 2 takes --steps steps, np 1 twice as many), its epoch
+#     record's samples_per_s (training steps only, the batch gather included), and peak RSS;
+#   PyTorch one process at 1 and 2 threads and DDP 2 x 1 (gloo), 128 per process, --steps steps, with
+#     OPENBLAS_CORETYPE set to vae_mpi's kernels (Debian's OpenBLAS, as vae_mpi uses it);
+#   the conv GEMM floor (vae_gemm_floor --conv ...: only the matrix products of one step, in the chunks
+#     the kernels use, one thread): one copy alone, two side by side summed = the 2-core floor, and the
+#     real forward + backward of the kernels on one thread (--step: kernels_step_ms).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$root/build
+data=$root/datasets/fashion-mnist.h5
+repeats=3
+steps=50
+quality=0
+epochs=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) repeats=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --quality) quality=1; shift ;;
+    --epochs) epochs=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench-conv.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+py=/usr/bin/python3 # Debian's, with torch and h5py
+model=(--conv 32,64 --hidden 256 --latent 20)
+for f in "$build/vae_mpi" "$build/vae_gemm_floor"; do
+  [ -x "$f" ] || { echo "bench-conv.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
+done
+[ -f "$data" ] || { echo "bench-conv.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
+mpirun=(mpirun --oversubscribe)
+[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
+tmp=$(mktemp -d /tmp/vae_bench_conv.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+cd "$root"
+unset OPENBLAS_CORETYPE VAE_BLAS_CORETYPE
+core=$("$build/vae_gemm_floor" --seconds 0 | sed -n 's/.*"blas_core":"\([^"]*\)".*/\1/p')
+
+# vae NP BATCH OUT [extra...]: a fresh vae_mpi run of the conv model; OUT/metrics.jsonl.
+vae() {
+  local np=$1 batch=$2 out=$3
+  shift 3
+  rm -rf "$out"
+  "${mpirun[@]}" -np "$np" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
+    --no-images "${model[@]}" "$@" >"$out.log" 2>&1 || { echo "bench-conv.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }
+}
+# torch THREADS OUT [extra...]: scripts/torch_vae.py's conv model, JSON lines in OUT.
+torch() {
+  local th=$1 out=$2
+  shift 2
+  env OMP_NUM_THREADS="$th" OPENBLAS_CORETYPE="$core" "$py" scripts/torch_vae.py --data "$data" \
+    --threads "$th" "${model[@]}" "$@" >"$out" 2>"$out.err" || { echo "bench-conv.sh: PyTorch failed:" >&2; tail "$out.err" >&2; exit 1; }
+}
+
+if [ "$quality" = 1 ]; then
+  echo "quality: Fashion-MNIST ${model[*]}, Bernoulli, $epochs epochs: vae_mpi np 2 x 64, PyTorch 1 process x 128 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  vae 2 64 "$tmp/q" --epochs "$epochs" --threads 1
+  torch 1 "$tmp/q-torch.jsonl" --epochs "$epochs" --batch-size 128
+  "$py" - "$tmp/q/metrics.jsonl" "$tmp/q-torch.jsonl" <<'EOF'
+import json, sys
+v = [json.loads(l) for l in open(sys.argv[1]) if '"type":"epoch"' in l]
+t = [json.loads(l) for l in open(sys.argv[2])]
+for name, rows in (("vae_mpi np 2 x 64", v), ("PyTorch 1 process x 128", t)):
+    print(f"{name:24s} test ELBO per epoch: " + " ".join(f"{r['test_elbo']:.2f}" for r in rows)
+          + f" | samples/s {rows[-1]['samples_per_s']:.0f}")
+print(f"after {len(v)} epochs: vae_mpi {v[-1]['test_elbo']:.2f}, PyTorch {t[-1]['test_elbo']:.2f},"
+      f" difference {v[-1]['test_elbo'] - t[-1]['test_elbo']:+.2f} nats (target: within 1)")
+EOF
+  echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
+
+# the first 256 x steps training images, so that one epoch is --steps steps at np 2
+full=$data
+data=$tmp/subset.h5
+"$py" - "$full" "$data" $((256 * steps)) <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f, h5py.File(sys.argv[2], "w") as g:
+    g["train/images"] = f["train/images"][: int(sys.argv[3])]
+EOF
+res=$tmp/results.jsonl
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+floor=("$build/vae_gemm_floor" "${model[@]}" --image 28x28x1 --batch 128)
+for r in $(seq 1 "$repeats"); do
+  echo "round $r/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  "${floor[@]}" --seconds 3 --step | sed 's/^{/{"what":"floor1",/' >>"$res"
+  "${floor[@]}" --seconds 3 >"$tmp/f2a" & "${floor[@]}" --seconds 3 >"$tmp/f2b"
+  wait
+  sed 's/^{/{"what":"floor2a",/' "$tmp/f2a" >>"$res"
+  sed 's/^{/{"what":"floor2b",/' "$tmp/f2b" >>"$res"
+  for np in 1 2; do
+    vae "$np" 128 "$tmp/np$np" --epochs 1 --threads 1
+    sed -n "s/^{\"type\":\"epoch\"/{\"what\":\"np$np\"/p" "$tmp/np$np/metrics.jsonl" >>"$res"
+  done
+  for cfg in "torch1 1" "torch2 2" "ddp2 1 --ddp 2"; do
+    set -- $cfg
+    what=$1 th=$2
+    shift 2
+    torch "$th" "$tmp/t.out" --epochs 1 --no-test --batch-size 128 --max-steps "$steps" "$@"
+    sed "s/^{/{\"what\":\"$what\",/" "$tmp/t.out" >>"$res"
+  done
+done
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+
+"$py" - "$res" "$repeats" "$core" "$load0" "$load1" "$steps" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+core, load0, load1, steps = sys.argv[3:7]
+med = lambda what, key: statistics.median(r[key] for r in rows if r["what"] == what)
+sps = lambda what: med(what, "samples_per_s")
+floor1 = sps("floor1")
+floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
+                           zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
+np1, np2, t1, t2, ddp = sps("np1"), sps("np2"), sps("torch1"), sps("torch2"), sps("ddp2")
+best_torch = max(t1, t2)
+print(f"samples/s, median of {sys.argv[2]} rounds of {steps} steps (Fashion-MNIST, --conv 32,64 --hidden 256 --latent 20,"
+      f" 128 images per rank/process); OpenBLAS kernels {core} for all; load average {load0} at the start, {load1} at the end")
+for name, v in [("conv GEMM floor, 1 core", floor1), ("conv GEMM floor, 2 cores (two copies summed)", floor2),
+                ("vae_mpi np 1 (1 BLAS thread)", np1), ("vae_mpi np 2", np2),
+                ("PyTorch 1 process, 1 thread", t1), ("PyTorch 1 process, 2 threads", t2),
+                ("PyTorch DDP 2 processes x 1 thread (gloo)", ddp)]:
+    print(f"  {name:52s} {v:10.0f}")
+checks = [
+    ("np2 / PyTorch DDP 2 x 1", np2 / ddp, ">= 2.0"),
+    ("np2 / best single-process PyTorch", np2 / best_torch, ">= 2.5"),
+    ("np2 / 2-core conv GEMM floor", np2 / floor2, ">= 0.6"),
+    ("np1 / 1-core conv GEMM floor", np1 / floor1, ""),
+    ("np1 / PyTorch 1 thread", np1 / t1, ""),
+    ("np2 / np1", np2 / np1, ""),
+]
+print(f"\n  {'ratio':48s} {'value':>10s}  target (issue 13)")
+for name, v, target in checks:
+    print(f"  {name:48s} {v:10.3f}  {target}")
+f1 = [r for r in rows if r["what"] == "floor1"]
+gemm_ms = statistics.median(r["step_ms"] for r in f1) if "step_ms" in f1[0] else float("nan")
+step_ms = statistics.median(r["kernels_step_ms"] for r in f1) if "kernels_step_ms" in f1[0] else float("nan")
+ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
+print(f"\n  one thread, 128 images: GEMMs alone {gemm_ms:.1f} ms, the kernels' forward + backward {step_ms:.1f} ms"
+      f" (the rest: im2col, col2im, elementwise); np2 allreduce share of train time {ar:.3f};"
+      f" peak RSS per rank np1 {med('np1', 'peak_rss_mib'):.0f} MiB, np2 {med('np2', 'peak_rss_mib'):.0f} MiB")
+EOF
