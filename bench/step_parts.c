@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     counts[r] = (int)((size_t)(r + 1) * n / (size_t)d.size) - displs[r];
   }
   size_t lo = (size_t)displs[d.rank], cnt = (size_t)counts[d.rank];
-  vae_adam a = {1e-3f, 0.9f, 0.999f, 1e-8f};
+  vae_adam a = {1e-3f, 0.9, 0.999, 1e-8f};
   double best[PARTS];
   for (int k = 0; k < PARTS; k++) best[k] = 1e9;
   volatile double sink = 0;

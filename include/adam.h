@@ -4,8 +4,12 @@
 
 #include <stddef.h>
 
+/* The betas stay double, as torch.optim.Adam's Python floats: 1 - beta and the bias corrections are
+ * computed from them, not from their float roundings (1 - (float)0.999 is 1.3e-5 off 0.001). */
 typedef struct {
-  float lr, beta1, beta2, eps;
+  float lr;
+  double beta1, beta2;
+  float eps;
 } vae_adam;
 
 /* One step t (1-based, after t-1 earlier steps) over n parameters. The gradient used is

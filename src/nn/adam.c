@@ -8,11 +8,13 @@
 VAE_CLONES void vae_adam_update(const vae_adam *a, long t, float *restrict params,
                                 const float *restrict grads, float *restrict m, float *restrict v, size_t n,
                                 float grad_scale) {
-  const double bc1 = 1.0 - pow((double)a->beta1, (double)t);
-  const double bc2 = 1.0 - pow((double)a->beta2, (double)t);
+  const double bc1 = 1.0 - pow(a->beta1, (double)t);
+  const double bc2 = 1.0 - pow(a->beta2, (double)t);
   const float step_size = (float)(a->lr / bc1);
   const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-  const float b1 = a->beta1, b2 = a->beta2, omb1 = 1.0f - a->beta1, omb2 = 1.0f - a->beta2, eps = a->eps;
+  /* As PyTorch's kernels take them: each constant rounded to float once, from the double betas. */
+  const float b1 = (float)a->beta1, b2 = (float)a->beta2, omb1 = (float)(1.0 - a->beta1),
+              omb2 = (float)(1.0 - a->beta2), eps = a->eps;
   for (size_t i = 0; i < n; i++) {
     float g = grads[i] * grad_scale;
     float mi = b1 * m[i] + omb1 * g;

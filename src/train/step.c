@@ -154,7 +154,7 @@ vae_step_result vae_train_step(vae_trainer *t, const vae_shard *s, const uint32_
     float gscale = (float)(1.0 / r.count);
     if (t->o.clip_grad_norm > 0 && r.grad_norm > t->o.clip_grad_norm)
       gscale *= (float)(t->o.clip_grad_norm / (r.grad_norm + 1e-6));
-    vae_adam a = {r.lr, (float)t->o.beta1, (float)t->o.beta2, (float)t->o.adam_eps};
+    vae_adam a = {r.lr, t->o.beta1, t->o.beta2, (float)t->o.adam_eps};
     /* Adam's t counts applied updates: a skipped step leaves Adam as it was (PyTorch's GradScaler
      * skips optimizer.step() the same way). */
     vae_adam_update(&a, ++t->st.adam_step, t->params, t->grads, t->m, t->v, t->n_params, gscale);
