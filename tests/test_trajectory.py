@@ -102,6 +102,9 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if regen:
+        if not all(r["steps"] for r in results.values()):
+            check(False, "a run failed: nothing written")
+            done("test_trajectory --regenerate")
         with open(EXPECTED, "w") as f:  # one record a line: a diff shows which steps moved
             f.write('{"runs": {\n')
             for i, (name, r) in enumerate(results.items()):
@@ -112,7 +115,6 @@ def main():
                 f.write(" }" + ("," if i + 1 < len(results) else "") + "\n")
             f.write("}}\n")
         print(f"wrote {EXPECTED}")
-        check(all(r["steps"] for r in results.values()), "a run logged no steps")
         done("test_trajectory --regenerate")
     want = json.load(open(EXPECTED))["runs"]
     check(sorted(want) == sorted(results), f"runs {sorted(results)}, expected file has {sorted(want)}")
