@@ -30,6 +30,7 @@ typedef struct {
   double lr, beta1, beta2, eps, clip;
 } dump_case;
 
+/* Data, one case an entry (its designated initializers share their shape: `duplicates` lists them). */
 static const dump_case CASES[] = {
     /* torch's defaults */
     {.steps = 30, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .fault_step = -1},
