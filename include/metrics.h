@@ -11,16 +11,18 @@ typedef struct {
   long epoch, step;
   double train_recon, train_kl; /* nats per image, mean over the epoch's training images */
   int has_test;
-  double test_recon, test_kl; /* nats per image over the whole test set */
-  double samples_per_s;       /* training images per second, all ranks, evaluation excluded */
-  double seconds;             /* wall time of this epoch, evaluation included */
-  double elapsed;             /* wall time since this process started training */
-  double lr;                  /* learning rate at the epoch's last step */
-  long skipped;               /* steps skipped for non-finite values in this epoch */
-  double train_seconds;       /* time in training steps (slowest rank): samples_per_s's denominator */
-  double allreduce_seconds;   /* of train_seconds, time in the gradient reduction (slowest rank) */
-  double checkpoint_seconds;  /* the epoch-end checkpoint write, every rank agreeing on success */
-  double peak_rss_mib;        /* largest VmHWM of any rank so far, MiB (0 when unknown) */
+  double test_recon, test_kl;   /* nats per image over the whole test set */
+  double samples_per_s;         /* training images per second, all ranks, evaluation excluded */
+  double seconds;               /* wall time of this epoch, evaluation included */
+  double elapsed;               /* wall time since this process started training */
+  double lr;                    /* learning rate at the epoch's last step */
+  long skipped;                 /* steps skipped for non-finite values in this epoch */
+  double train_seconds;         /* time in training steps (slowest rank): samples_per_s's denominator */
+  double allreduce_seconds;     /* of train_seconds, time in the gradient reduction (slowest rank) */
+  double allreduce_max_seconds; /* the longest single gradient sum of the epoch, any rank: what
+                                 * --comm-timeout is compared with */
+  double checkpoint_seconds;    /* the epoch-end checkpoint write, every rank agreeing on success */
+  double peak_rss_mib;          /* largest VmHWM of any rank so far, MiB (0 when unknown) */
 } vae_epoch_record;
 
 typedef struct {

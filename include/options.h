@@ -49,6 +49,7 @@ typedef struct {
   int keep;              /* keep the last K checkpoint-<step>.h5; 0 = only checkpoint.h5 */
   int no_images;         /* --no-images */
   int max_skips;         /* stop after this many consecutive non-finite steps */
+  double comm_timeout;   /* seconds a gradient sum may take before the rank gives up; 0 = off */
 } vae_train_opts;
 
 #endif

@@ -40,6 +40,7 @@ cases = [
     ("not a number", 2, ["--data", good, "--out", fresh, "--lr", "fast"], ["--lr", "fast"]),
     ("zero batch", 2, ["--data", good, "--out", fresh, "--batch-size", "0"], ["--batch-size"]),
     ("negative lr", 2, ["--data", good, "--out", fresh, "--lr", "-1"], ["--lr"]),
+    ("negative comm timeout", 2, ["--data", good, "--out", fresh, "--comm-timeout", "-5"], ["--comm-timeout"]),
     ("bad decoder", 2, ["--data", good, "--out", fresh, "--decoder", "poisson"], ["--decoder", "poisson"]),
     ("bad hidden", 2, ["--data", good, "--out", fresh, "--hidden", "400,x"], ["--hidden"]),
     ("missing file", 2, ["--data", os.path.join(tmp, "nope.h5"), "--out", fresh], ["nope.h5"]),

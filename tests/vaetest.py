@@ -93,7 +93,7 @@ def expect_error(p, words, name):
 
 # Fields of a metrics record that measure the machine (time, memory, BLAS kernels), not the training.
 MACHINE_FIELDS = ("samples_per_s", "seconds", "elapsed", "train_seconds", "allreduce_seconds",
-                  "checkpoint_seconds", "peak_rss_mib", "blas", "blas_core", "blas_core_by")
+                  "allreduce_max_seconds", "checkpoint_seconds", "peak_rss_mib", "blas", "blas_core", "blas_core_by")
 
 
 def training_fields(r):

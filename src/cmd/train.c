@@ -17,6 +17,7 @@
 #include "outdir.h"
 #include "signals.h"
 #include "trainer.h"
+#include "watchdog.h"
 
 #define DEFAULT_DATA "datasets/fashion-mnist.h5"
 
@@ -125,9 +126,11 @@ int vae_cmd_train(int argc, char **argv) {
   t->threads = vae_dist_blas_threads(o->threads);
   openblas_set_num_threads(t->threads);
   vae_signals_install();
+  vae_dist_check(&t->d, vae_watchdog_start(o->comm_timeout, t->d.rank, err) < 0, err);
   vae_dist_on_root(&t->d, open_metrics, t);
 
   int status = vae_train_run(t);
+  vae_watchdog_stop();
   if (t->d.rank == 0 && status == 0 && t->st.epoch >= o->epochs)
     printf("vae_mpi train: done, %ld epochs, %ld steps; checkpoint %s/checkpoint.h5\n", t->st.epoch,
            t->st.step, o->out);

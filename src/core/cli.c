@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "watchdog.h"
 
 static int quiet = 0;
 
@@ -228,6 +229,7 @@ void vae_train_opts_default(vae_train_opts *o) {
   o->checkpoint_every = 0;
   o->keep = 0;
   o->max_skips = 10;
+  o->comm_timeout = VAE_DEFAULT_COMM_TIMEOUT;
 }
 
 int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
@@ -290,6 +292,8 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--keep", VAE_FLAG_INT, &o->keep, "K", "keep the last K checkpoints as checkpoint-<step>.h5", NULL},
       {"--max-skips", VAE_FLAG_INT, &o->max_skips, "K",
        "stop after K consecutive steps with non-finite loss or gradient", NULL},
+      {"--comm-timeout", VAE_FLAG_DOUBLE, &o->comm_timeout, "SECONDS",
+       "end the job when a step's gradient sum has not completed after SECONDS (a lost node; 0 = off)", NULL},
       {"--no-images", VAE_FLAG_BOOL, &o->no_images, NULL,
        "do not write sample and reconstruction PNGs each epoch", NULL},
   };
@@ -320,6 +324,8 @@ int vae_train_opts_validate(const vae_train_opts *o, char *err) {
     return vae_err(err, "--checkpoint-every must be 0 (off) or positive, got %ld", o->checkpoint_every);
   if (o->keep < 0 || o->keep > 100000)
     return vae_err(err, "--keep must be from 0 to 100000, got %d", o->keep);
+  if (!(o->comm_timeout >= 0 && o->comm_timeout <= 1e6))
+    return vae_err(err, "--comm-timeout must be from 0 (off) to 1000000 seconds, got %g", o->comm_timeout);
   if (o->max_skips < 1) return vae_err(err, "--max-skips must be at least 1, got %d", o->max_skips);
   if (o->out[0] == '\0') return vae_err(err, "--out must name a folder");
   if (o->dataset[0] == '\0') return vae_err(err, "--dataset must name a dataset inside --data");

@@ -104,11 +104,11 @@ void vae_metrics_epoch(vae_metrics *m, const vae_epoch_record *r) {
       json, sizeof json,
       "{\"type\":\"epoch\",\"epoch\":%ld,\"step\":%ld,\"train_recon\":%.10g,\"train_kl\":%.10g,"
       "\"train_elbo\":%.10g,%s\"samples_per_s\":%.1f,\"seconds\":%.3f,\"elapsed\":%.3f,\"lr\":%.6g,"
-      "\"skipped_steps\":%ld,\"train_seconds\":%.4f,\"allreduce_seconds\":%.4f,\"checkpoint_seconds\":%.4f,"
-      "\"peak_rss_mib\":%.1f,%s}",
+      "\"skipped_steps\":%ld,\"train_seconds\":%.4f,\"allreduce_seconds\":%.4f,\"allreduce_max_seconds\":%.4f,"
+      "\"checkpoint_seconds\":%.4f,\"peak_rss_mib\":%.1f,%s}",
       r->epoch, r->step, r->train_recon, r->train_kl, -(r->train_recon + r->train_kl), test, r->samples_per_s,
       r->seconds, r->elapsed, r->lr, r->skipped, r->train_seconds, r->allreduce_seconds,
-      r->checkpoint_seconds, r->peak_rss_mib, vae_blas_json());
+      r->allreduce_max_seconds, r->checkpoint_seconds, r->peak_rss_mib, vae_blas_json());
   m->blas_logged = 1;
   vae_metrics_write_json(m, json);
   clear_progress(m);

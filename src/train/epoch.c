@@ -26,6 +26,7 @@ typedef struct {
   double t_start;                         /* when this process started training */
   double t_epoch, t_train, t_red, images; /* this epoch: its start, time in steps and in the
                                            * allreduce, images this rank processed */
+  double t_red_max;                       /* this epoch's longest allreduce (--comm-timeout's measure) */
 } epoch_loop;
 
 static long steps_per_epoch(const vae_trainer *t) {
@@ -131,6 +132,7 @@ static int run_steps(vae_trainer *t, epoch_loop *e) {
     vae_step_result r = vae_train_step(t, &t->train, e->perm + (n > 0 ? lo : 0), n);
     e->t_train += vae_dist_time() - t0;
     e->t_red += r.allreduce_s;
+    if (r.allreduce_s > e->t_red_max) e->t_red_max = r.allreduce_s;
     e->images += n;
     int status = after_step(t, e, &r, s);
     if (status) return status;
@@ -147,13 +149,14 @@ static void training_figures(vae_trainer *t, epoch_loop *e, vae_epoch_record *re
   rec->train_kl = t->st.epoch_kl_sum / t->st.epoch_count;
   rec->lr = vae_train_lr(&t->o, t->d.size, t->st.step - 1);
   rec->skipped = t->st.epoch_skipped;
-  double tmax[3] = {e->t_train, e->t_red, peak_rss_mib()};
-  vae_dist_max_doubles(tmax, 3);
+  double tmax[4] = {e->t_train, e->t_red, peak_rss_mib(), e->t_red_max};
+  vae_dist_max_doubles(tmax, 4);
   vae_dist_sum_doubles(&e->images, 1);
   rec->samples_per_s = tmax[0] > 0 ? e->images / tmax[0] : 0;
   rec->train_seconds = tmax[0];
   rec->allreduce_seconds = tmax[1];
   rec->peak_rss_mib = tmax[2];
+  rec->allreduce_max_seconds = tmax[3];
 }
 
 /* The epoch's end: figures, the test ELBO (every test image once over the ranks), the check that
@@ -222,7 +225,7 @@ int vae_train_run(vae_trainer *t) {
   for (int ran = 0; status == 0 && t->st.epoch < t->o.epochs; ran = 1) {
     if ((status = stop_at_max_steps(t, e.spe, ran)) != 0) break;
     e.t_epoch = vae_dist_time();
-    e.t_train = e.t_red = e.images = 0;
+    e.t_train = e.t_red = e.t_red_max = e.images = 0;
     status = run_steps(t, &e);
     if (status == 0) status = finish_epoch(t, &e);
   }

@@ -16,6 +16,7 @@
 #include "rng.h"
 #include "signals.h"
 #include "trainer.h"
+#include "watchdog.h"
 
 /* The extras reduced in the same allreduce as the gradient, right after it: */
 enum { X_RECON, X_KL, X_COUNT, X_STOP, X_RANKS /* then one non-finite flag per rank */ };
@@ -145,7 +146,9 @@ static void local_gradient(vae_trainer *t, const vae_shard *s, const uint32_t *r
   }
 }
 
-/* The one collective of a step: the gradient and the extras summed over the ranks, in place. */
+/* The one collective of a step: the gradient and the extras summed over the ranks, in place, under
+ * the --comm-timeout watchdog (armed only around this sum: what it times is the transfer and the
+ * wait for the slowest rank's forward and backward, never a checkpoint write or an evaluation). */
 static void reduce_gradient(vae_trainer *t, double recon, double kl, int n, vae_step_result *r) {
   float *x = t->grads + t->n_params;
   x[X_RECON] = (float)recon;
@@ -153,9 +156,9 @@ static void reduce_gradient(vae_trainer *t, double recon, double kl, int n, vae_
   x[X_COUNT] = (float)n;
   x[X_STOP] = vae_signal_pending() ? 1.0f : 0.0f;
   x[X_RANKS + t->d.rank] = isfinite(recon) && isfinite(kl) ? 0.0f : 1.0f;
-  double t0 = vae_dist_time();
+  vae_watchdog_arm("the gradient sum of step", t->st.step + 1); /* numbered as metrics.jsonl's steps */
   vae_dist_sum_floats(t->grads, t->n_params + vae_train_step_extras(t->d.size));
-  r->allreduce_s = vae_dist_time() - t0;
+  r->allreduce_s = vae_watchdog_disarm();
   r->recon = x[X_RECON];
   r->kl = x[X_KL];
   r->count = x[X_COUNT];
