@@ -181,18 +181,20 @@ write_files() {
   for i in $(seq 1 "$n"); do echo "$(node_host "$i") slots=$slots"; done >"$DIR/hostfile"
 }
 
-# Waits up to 10 s until node 1 reaches every other node: a TCP connect to a closed port is refused
-# (exit 1) by a reachable node and times out (exit 124) on an unreachable one.
-wait_reachable() {
-  local n=$1 i rc deadline=$((SECONDS + 10))
-  for i in $(seq 2 "$n"); do
-    while :; do
-      rc=0
-      on_node 1 timeout 1 bash -c "exec 3<>/dev/tcp/$(node_addr "$i")/9" 2>/dev/null || rc=$?
-      [ $rc -ne 124 ] && break
-      [ $SECONDS -lt $deadline ] || die "node 1 cannot reach $(node_host "$i") at $(node_addr "$i")"
-    done
+# Waits up to 10 s until node $1 reaches node $2: a TCP connect to a closed port is refused (exit 1) by a
+# reachable node and times out (exit 124) on an unreachable one.
+wait_reaches() {
+  local rc deadline=$((SECONDS + 10))
+  while :; do
+    rc=0
+    on_node "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$(node_addr "$2")/9" 2>/dev/null || rc=$?
+    [ $rc -ne 124 ] && return 0
+    [ $SECONDS -lt $deadline ] || die "$(node_host "$1") cannot reach $(node_host "$2") at $(node_addr "$2")"
   done
+}
+wait_reachable() {
+  local i
+  for i in $(seq 2 "$1"); do wait_reaches 1 "$i"; done
 }
 
 # ---- up / down ----
@@ -308,6 +310,12 @@ cmd_link() {
   i=$(resolve "$1")
   case "${2:-}" in up | down) ;; *) die "link NODE up|down" ;; esac
   ip -n "$SW" link set "p$i" "$2"
+  # Back up: returns once the node and node 1 reach each other again (a partition's stale neighbour
+  # entries can delay that by a moment here).
+  if [ "$2" = up ] && [ "$i" != 1 ]; then
+    wait_reaches "$i" 1
+    wait_reaches 1 "$i"
+  fi
   say "link of $(node_host "$i") is $2"
 }
 
