@@ -1,7 +1,8 @@
 /* watchdog.h: ends this process when a watched operation (the gradient sum of a training step) has not
  * completed within a timeout, so that a lost node or a partition ends the job instead of hanging it.
  * A thread checks the armed operation a few times per timeout; arming and disarming are two atomic
- * stores (no lock, no system call), cheap enough for every step. On expiry it prints one line,
+ * stores (no lock, no system call), cheap enough for every step. Time the whole process spends stopped
+ * (SIGSTOP, SLURM's scontrol suspend) does not count towards the timeout. On expiry it prints one line,
  *   vae_mpi: error: rank R on HOST: WHAT N did not complete in T s; a node or the network is down;
  *   resume with --resume auto
  * and ends the process with _exit(VAE_EXIT_COMM_TIMEOUT) from the watchdog thread (the main thread is

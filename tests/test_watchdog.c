@@ -3,7 +3,8 @@
  * exactly the one documented line on stderr; operations disarmed in time never fire however many there
  * are and however long the process spends between them (the checkpoint writes and evaluations that are
  * never armed); --comm-timeout 0 never fires but still measures; disarm returns the armed time and
- * longest() the longest one; stop() returns at once. The multi-node behaviour (a real partition) is
+ * longest() the longest one; stop() returns at once; a process stopped as a whole (SIGSTOP) for longer
+ * than the timeout does not fire once continued. The multi-node behaviour (a real partition) is
  * tests/cluster/test_cluster_failures.py. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -35,8 +36,9 @@ typedef struct {
   char err[2048]; /* the child's stderr */
 } outcome;
 
-/* Runs body(arg) in a child with its stderr captured; the child exits 0 when body returns. */
-static outcome in_child(void (*body)(double), double arg) {
+/* Runs body(arg) in a child with its stderr captured; the child exits 0 when body returns. With
+ * stopped_for > 0 the child stops itself once (SIGSTOP) and is continued after stopped_for seconds. */
+static outcome in_child(void (*body)(double), double arg, double stopped_for) {
   outcome o = {0};
   int fd[2];
   if (pipe(fd) != 0) abort();
@@ -49,6 +51,11 @@ static outcome in_child(void (*body)(double), double arg) {
     _exit(0);
   }
   close(fd[1]);
+  int st;
+  if (stopped_for > 0 && waitpid(pid, &st, WUNTRACED) == pid && WIFSTOPPED(st)) {
+    sleep_s(stopped_for);
+    kill(pid, SIGCONT);
+  }
   size_t got = 0;
   ssize_t n;
   while ((n = read(fd[0], o.err + got, sizeof o.err - 1 - got)) > 0) got += (size_t)n;
@@ -101,9 +108,21 @@ static void off(double armed) {
   vae_watchdog_stop();
 }
 
+/* Armed, then the whole process stops (SIGSTOP: scontrol suspend, gang scheduling) for longer than the
+ * timeout; once continued, the operation completes within it: the stop must not count. */
+static void suspended(double timeout) {
+  char err[VAE_ERR_LEN];
+  if (vae_watchdog_start(timeout, 0, err) != 0) _exit(2);
+  vae_watchdog_arm("the gradient sum of step", 7);
+  raise(SIGSTOP); /* the parent continues us after 3 timeouts */
+  sleep_s(timeout / 4);
+  vae_watchdog_disarm();
+  vae_watchdog_stop();
+}
+
 int main(void) {
   const double T = 0.4;
-  outcome o = in_child(stuck, T);
+  outcome o = in_child(stuck, T, 0);
   char host[256];
   gethostname(host, sizeof host);
   char want[512];
@@ -117,13 +136,17 @@ int main(void) {
   CHECK(o.seconds >= T && o.seconds < T + 1.0, "stuck: ended after %.3f s with --comm-timeout %g", o.seconds,
         T);
 
-  o = in_child(healthy, T);
+  o = in_child(healthy, T, 0);
   CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "healthy: status %#x (exit %d), stderr '%s'",
         o.status, WIFEXITED(o.status) ? WEXITSTATUS(o.status) : -1, o.err);
   CHECK(o.err[0] == '\0', "healthy: stderr '%s'", o.err);
 
-  o = in_child(off, 3 * T);
+  o = in_child(off, 3 * T, 0);
   CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "off: status %#x, stderr '%s'", o.status, o.err);
   CHECK(o.err[0] == '\0', "off: stderr '%s'", o.err);
+  o = in_child(suspended, T, 3 * T);
+  CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0, "suspended: status %#x, stderr '%s'", o.status,
+        o.err);
+  CHECK(o.err[0] == '\0', "suspended: stderr '%s'", o.err);
   return check_done("test_watchdog");
 }

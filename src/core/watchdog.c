@@ -1,6 +1,7 @@
 /* watchdog.c: the communication watchdog (see watchdog.h). The main thread publishes "armed at time T
  * for operation (what, number)" with atomic stores; the watchdog thread wakes every timeout/8 (at most
- * 1 s), and when an arming is older than the timeout it prints the message and ends the process. Never
+ * 1 s), and when it has watched one arming for longer than the timeout it prints the message and ends
+ * the process (time the whole process spent stopped does not count, see watch()). Never
  * calls MPI, never takes a lock the main thread could hold (the message is written with write(2)). */
 #define _GNU_SOURCE /* pthread_condattr_setclock */
 #include "watchdog.h"
@@ -52,26 +53,51 @@ static void fire(const char *what, long number) {
   _exit(VAE_EXIT_COMM_TIMEOUT);
 }
 
+/* Sleeps one period (or until stop is signalled); the caller holds mu. */
+static void wait_period(int64_t period_ns) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  int64_t ns = (int64_t)until.tv_nsec + period_ns;
+  until.tv_sec += (time_t)(ns / 1000000000);
+  until.tv_nsec = (long)(ns % 1000000000);
+  pthread_cond_timedwait(&w.cv, &w.mu, &until);
+}
+
+/* The thread counts the time an arming has been watched by its own wake-ups, each worth the time since
+ * the last one but at most two periods: a process stopped as a whole (SIGSTOP, SLURM's scontrol suspend,
+ * gang scheduling) sees a jump of the clock when it continues, and that is no operation's fault. */
 static void *watch(void *arg) {
   (void)arg;
-  const double period = w.timeout / 8 < 1.0 ? w.timeout / 8 : 1.0;
+  const int64_t period = (int64_t)((w.timeout / 8 < 1.0 ? w.timeout / 8 : 1.0) * 1e9);
   const int64_t limit = (int64_t)(w.timeout * 1e9);
+  int64_t last = now_ns(), watched = 0;
+  uint64_t seen = 0;
+  int have = 0; /* watched counts the arming of generation `seen` */
   pthread_mutex_lock(&w.mu);
   while (!w.stop) {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    int64_t ns = (int64_t)until.tv_nsec + (int64_t)(period * 1e9);
-    until.tv_sec += (time_t)(ns / 1000000000);
-    until.tv_nsec = (long)(ns % 1000000000);
-    pthread_cond_timedwait(&w.cv, &w.mu, &until);
+    wait_period(period);
     if (w.stop) break;
+    int64_t t = now_ns(), d = t - last;
+    last = t;
+    if (d > 2 * period) d = period; /* the process was stopped or starved: count one period */
     uint64_t gen = atomic_load(&w.generation);
     int64_t armed = atomic_load(&w.armed_ns);
     const char *what = atomic_load(&w.what);
     long number = atomic_load(&w.number);
-    /* Still the same arming, and older than the timeout: the operation is stuck. */
-    if (armed != 0 && now_ns() - armed > limit && atomic_load(&w.generation) == gen &&
-        atomic_load(&w.armed_ns) == armed)
+    if (armed == 0) {
+      have = 0;
+      continue;
+    }
+    if (!have || gen != seen) { /* a new arming: what of this interval came after it */
+      watched = t - armed < d ? t - armed : d;
+      if (watched < 0) watched = 0; /* armed after t was read */
+      seen = gen;
+      have = 1;
+    } else {
+      watched += d;
+    }
+    /* Still the same arming, and watched for longer than the timeout: the operation is stuck. */
+    if (watched > limit && atomic_load(&w.generation) == gen && atomic_load(&w.armed_ns) == armed)
       fire(what, number);
   }
   pthread_mutex_unlock(&w.mu);
