@@ -132,8 +132,10 @@ int main(void) {
            host);
   CHECK(WIFEXITED(o.status) && WEXITSTATUS(o.status) == VAE_EXIT_COMM_TIMEOUT, "stuck: status %#x", o.status);
   CHECK(strcmp(o.err, want) == 0, "stuck: stderr '%s', expected '%s'", o.err, want);
-  /* Fires after the timeout, within one poll period (T/8) plus scheduling slack. */
-  CHECK(o.seconds >= T && o.seconds < T + 1.0, "stuck: ended after %.3f s with --comm-timeout %g", o.seconds,
+  /* Fires after the timeout, within one poll period (T/8) plus scheduling slack (generous: on a loaded
+   * machine a wake-up later than two periods is credited with one, see watchdog.c; never firing shows
+   * as the child's 20 T sleep ending with status 0). */
+  CHECK(o.seconds >= T && o.seconds < T + 2.0, "stuck: ended after %.3f s with --comm-timeout %g", o.seconds,
         T);
 
   o = in_child(healthy, T, 0);
