@@ -8,7 +8,7 @@
 #   - vae_mpi train on Fashion-MNIST (datasets/fashion-mnist.h5, else 60,000 random images), default model,
 #     128 images per rank, one epoch: samples/s and the share of the step in the gradient sum;
 # and the same on one host (2 ranks, shared memory), then the compute time of one step at np 1 on one host
-# (and of the conv model's once vae_mpi has --conv), which with the lowest latency measured between the
+# and of the conv model's (--conv 32,64 --hidden 256 --latent 20), which with the lowest latency measured between the
 # nodes goes into the cost model. Every figure is the median over R rounds (the
 # allreduce's also its minimum: what the link allows). The floor of an allreduce of n bytes between 2
 # ranks is n bytes each way on the link: n * 8 / rate. All nodes share this machine's cores: run it on a
@@ -44,7 +44,7 @@ if [ ! -f "$data" ]; then
   /usr/bin/python3 -c "import sys, h5py, numpy as np
 with h5py.File(sys.argv[1], 'w') as f: f['train/images'] = np.random.default_rng(0).integers(0, 256, (60000, 28, 28), np.uint8)" "$data"
 fi
-# The conv model's step (issue 13's benchmark model), timed at np 1 once vae_mpi has it.
+# The conv model's step (issue 13's benchmark model), timed at np 1 (a vae_mpi without --conv: estimated).
 conv="" small=$work/small.h5
 if "$build/vae_mpi" train --help 2>/dev/null | grep -q -- '--conv '; then
   conv="--conv 32,64 --hidden 256 --latent 20"
