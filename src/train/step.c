@@ -15,6 +15,7 @@
 #include "error.h"
 #include "rng.h"
 #include "signals.h"
+#include "trace.h"
 #include "trainer.h"
 #include "watchdog.h"
 
@@ -88,37 +89,6 @@ int vae_train_fault_from_env(vae_nonfinite_fault *f, char *err) {
   return 0;
 }
 
-/* Test hook (tests/test_torch_train.py, which replays the steps in PyTorch): with VAE_TRACE=PREFIX
- * set, every rank appends to PREFIX.RANK, for each step, int64 step, int32 n, int32 latent, int64 P
- * (the parameter count on rank 0, 0 on the others), uint32 dataset rows[n], float32 eps[n * latent],
- * then on rank 0 float32 params[P] as they were before the step. Off (one getenv) when unset. */
-static void trace_step(const vae_trainer *t, const vae_shard *s, const uint32_t *rows, int n) {
-  static int state; /* 0 unknown, 1 tracing, -1 off */
-  static FILE *f;
-  if (state == 0) {
-    const char *prefix = getenv("VAE_TRACE");
-    state = prefix && *prefix ? 1 : -1;
-    if (state > 0) {
-      char path[4096];
-      snprintf(path, sizeof path, "%s.%d", prefix, t->d.rank);
-      f = fopenCheck(path, "wb");
-    }
-  }
-  if (state < 0) return;
-  const int64_t step = t->st.step, P = t->d.rank == 0 ? (int64_t)t->n_params : 0;
-  const int32_t head[2] = {n, t->o.model.latent};
-  fwrite(&step, sizeof step, 1, f);
-  fwrite(head, sizeof head[0], 2, f);
-  fwrite(&P, sizeof P, 1, f);
-  for (int b = 0; b < n; b++) {
-    const uint32_t row = (uint32_t)(s->offset + rows[b]);
-    fwrite(&row, sizeof row, 1, f);
-  }
-  fwrite(t->ws->eps, sizeof(float), (size_t)n * (size_t)t->o.model.latent, f);
-  fwrite(t->params, sizeof(float), (size_t)P, f);
-  if (fflush(f) != 0) VAE_FAIL("VAE_TRACE: writing the trace failed");
-}
-
 /* This rank's part: the summed loss terms of its n images, and their gradient accumulated into
  * t->grads (zeroed here, extras included). */
 static void local_gradient(vae_trainer *t, const vae_shard *s, const uint32_t *rows, int n, float kl_weight,
@@ -138,7 +108,7 @@ static void local_gradient(vae_trainer *t, const vae_shard *s, const uint32_t *r
       *kl += t->ws->kl[b];
     }
   }
-  trace_step(t, s, rows, n);
+  vae_train_trace(t, s, rows, n); /* the VAE_TRACE test hook: nothing unless set */
   const vae_nonfinite_fault *f = &t->fault;
   if (f->count > 0 && t->d.rank == f->rank && step >= f->step && step - f->step < f->count) {
     *recon = NAN;
