@@ -19,7 +19,13 @@ typedef struct {
 void vae_adam_update(const vae_adam *a, long t, float *params, const float *grads, float *m, float *v,
                      size_t n, float grad_scale);
 
-/* Sum of squares of x in double (for the global gradient norm and non-finite detection). */
+/* Sum of squares of x in double (for the global gradient norm and non-finite detection): the sums of
+ * its blocks of VAE_SQ_BLOCK floats (vae_sum_squares_block, the last block short), added in order.
+ * So a buffer cut at block boundaries into pieces summed by several threads gives the same bits,
+ * whatever the pieces, when the block sums are added in order afterwards. */
+#define VAE_SQ_BLOCK 1024
 double vae_sum_squares(const float *x, size_t n);
+/* One block's share: x[0..n), n <= VAE_SQ_BLOCK. */
+double vae_sum_squares_block(const float *x, size_t n);
 
 #endif

@@ -25,17 +25,22 @@ VAE_CLONES void vae_adam_update(const vae_adam *a, long t, float *restrict param
   }
 }
 
-VAE_CLONES double vae_sum_squares(const float *x, size_t n) {
-  /* Eight float partial sums per block of 1024, folded into a double: the compiler vectorizes the
-   * independent lanes, and no float sum holds more than 128 terms. NaN and Inf propagate. */
+VAE_CLONES double vae_sum_squares_block(const float *x, size_t n) {
+  /* Eight float partial sums (the compiler vectorizes the independent lanes; no float sum holds more
+   * than 128 terms), folded into a double in lane order, then the tail. NaN and Inf propagate. */
+  float acc[8] = {0};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; j++) acc[j] += x[k + j] * x[k + j];
+  double s = 0.0;
+  for (int j = 0; j < 8; j++) s += (double)acc[j];
+  for (; k < n; k++) s += (double)x[k] * (double)x[k];
+  return s;
+}
+
+double vae_sum_squares(const float *x, size_t n) {
   double total = 0.0;
-  size_t i = 0;
-  for (; i + 1024 <= n; i += 1024) {
-    float acc[8] = {0};
-    for (size_t k = 0; k < 1024; k += 8)
-      for (int j = 0; j < 8; j++) acc[j] += x[i + k + j] * x[i + k + j];
-    for (int j = 0; j < 8; j++) total += (double)acc[j];
-  }
-  for (; i < n; i++) total += (double)x[i] * (double)x[i];
+  for (size_t i = 0; i < n; i += VAE_SQ_BLOCK)
+    total += vae_sum_squares_block(x + i, n - i < VAE_SQ_BLOCK ? n - i : VAE_SQ_BLOCK);
   return total;
 }
