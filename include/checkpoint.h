@@ -40,10 +40,11 @@ typedef struct {
   double epoch_count;     /* images so far */
   long epoch_skipped;     /* non-finite steps skipped so far */
   uint64_t seed;
-  int world_size;
-  int has_opts;        /* /config present (on write: 1 writes it) */
-  vae_train_opts opts; /* opts.model is ignored on write and set to the /model config on read */
-  int has_data;        /* /data present (on write: 1 writes it) */
+  int world_size;       /* MPI ranks of the run */
+  int threads_per_rank; /* its worker threads per rank (root attribute, optional on read: absent means 1) */
+  int has_opts;         /* /config present (on write: 1 writes it) */
+  vae_train_opts opts;  /* opts.model is ignored on write and set to the /model config on read */
+  int has_data;         /* /data present (on write: 1 writes it) */
   char data_file[VAE_PATH_LEN];
   char data_dataset[VAE_PATH_LEN];
   long long data_n; /* images: data_shape[0] */

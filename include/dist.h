@@ -74,6 +74,8 @@ int vae_dist_same_bytes(const void *p, size_t n);
 
 /* Ranks of comm on this node (sharing memory with this one). */
 int vae_dist_node_ranks(MPI_Comm comm);
+/* Not collective: the cores this process may run on (its affinity mask, or every online core). */
+int vae_dist_rank_cores(void);
 /* BLAS threads per rank: `requested` when positive, else the cores this rank is bound to, or the
  * node's cores shared among the ranks on it. Collective (counts the ranks on this node). */
 int vae_dist_blas_threads(int requested);

@@ -62,7 +62,7 @@ static vae_trainer *make_trainer(const vae_dist *d, double clip, long fault_step
 static vae_step_result step_all_rows(vae_trainer *t) {
   uint32_t rows[N];
   for (size_t i = 0; i < t->train.count; i++) rows[i] = (uint32_t)i;
-  return vae_train_step(t, &t->train, rows, (int)t->train.count);
+  return vae_train_step(t, &t->train, (const uint32_t *const[]){rows}, (int[]){(int)t->train.count});
 }
 
 /* The whole batch alone, at step 0: summed gradient g (P), summed recon and KL. The noise of the

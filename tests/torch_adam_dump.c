@@ -133,7 +133,7 @@ static void run_case(const dump_case *k, const vae_dist *d, FILE *f) {
   int skips = 0;
   for (int s = 0; s < k->steps; s++) {
     for (int b = 0; b < B; b++) rows[b] = (uint32_t)((s * B + b * 5) % ROWS);
-    vae_step_result r = vae_train_step(t, &t->train, rows, B);
+    vae_step_result r = vae_train_step(t, &t->train, (const uint32_t *const[]){rows}, (int[]){B});
     skips += r.skipped;
     if (t->d.rank != 0) continue;
     double dbl[4] = {r.count, r.grad_norm, r.lr, 0};

@@ -211,15 +211,18 @@ static int read_header(hid_t fid, const char *path, vae_config *cfg, vae_ckpt_st
   st->world_size = (int)ws;
   /* The epoch in progress: optional (a checkpoint written by other tools starts the epoch's sums
    * at 0). */
-  long long esteps = 0, eskip = 0, astep = step;
+  long long esteps = 0, eskip = 0, astep = step, tpr = 1;
   double sums[3] = {0, 0, 0};
   const char *sum_names[3] = {"epoch_recon_sum", "epoch_kl_sum", "epoch_images"};
   if ((H5Aexists(fid, "epoch_steps") > 0 &&
        vae_ck_get_int(fid, "epoch_steps", 0, LONG_MAX, &esteps, &c) < 0) ||
       (H5Aexists(fid, "epoch_skipped") > 0 &&
        vae_ck_get_int(fid, "epoch_skipped", 0, LONG_MAX, &eskip, &c) < 0) ||
-      (H5Aexists(fid, "adam_step") > 0 && vae_ck_get_int(fid, "adam_step", 0, step, &astep, &c) < 0))
+      (H5Aexists(fid, "adam_step") > 0 && vae_ck_get_int(fid, "adam_step", 0, step, &astep, &c) < 0) ||
+      (H5Aexists(fid, "threads_per_rank") > 0 &&
+       vae_ck_get_int(fid, "threads_per_rank", 1, INT_MAX, &tpr, &c) < 0))
     return -1;
+  st->threads_per_rank = (int)tpr;
   for (int i = 0; i < 3; i++) {
     if (H5Aexists(fid, sum_names[i]) > 0 &&
         vae_ck_get_nums(fid, sum_names[i], VAE_CK_NUM_FLOAT, &sums[i], 1, NULL, &c) < 0)

@@ -146,6 +146,8 @@ static herr_t write_contents(hid_t fid, const vae_config *cfg, const vae_tensor 
   if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_step", st->epoch_step);
   if (rc >= 0) rc = vae_ck_put_u64(fid, "seed", st->seed);
   if (rc >= 0) rc = vae_ck_put_i32(fid, "world_size", st->world_size);
+  if (rc >= 0)
+    rc = vae_ck_put_i32(fid, "threads_per_rank", st->threads_per_rank > 0 ? st->threads_per_rank : 1);
   if (rc >= 0) rc = vae_ck_put_str(fid, "created_by", "vae_mpi");
   if (rc >= 0) rc = vae_ck_put_i64(fid, "epoch_steps", st->epoch_steps_total);
   if (rc >= 0) rc = vae_ck_put_f64(fid, "epoch_recon_sum", st->epoch_recon_sum);

@@ -51,9 +51,12 @@ static int setup_options(vae_trainer *t, int argc, char **argv, size_t mem_limit
   o->model.in_w = (int)t->train_info.w;
   o->model.in_c = (int)t->train_info.c;
   if (vae_config_validate(&o->model, err) < 0) return -1;
-  if (t->train_info.n < (size_t)t->d.size)
-    return vae_err(err, "%s:%s has %zu images, fewer than the %d ranks; use at most %zu ranks", o->data,
-                   o->dataset, t->train_info.n, t->d.size, t->train_info.n);
+  const size_t workers = (size_t)t->d.size * (size_t)(o->threads > 0 ? o->threads : 1);
+  if (t->train_info.n < workers)
+    return vae_err(
+        err, "%s:%s has %zu images, fewer than the %zu workers (%d ranks x %d threads); use at most %zu",
+        o->data, o->dataset, t->train_info.n, workers, t->d.size, o->threads > 0 ? o->threads : 1,
+        t->train_info.n);
   if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, mem_limit, err) < 0) return -1;
   return 0;
 }
@@ -100,6 +103,17 @@ static void read_shards(vae_trainer *t) {
   vae_dist_check(&t->d, rc < 0, err);
 }
 
+/* Collective: worker threads squeezed onto fewer cores than there are workers (mpirun binds each
+ * rank to one core by default at np <= 2) take turns on them; say so once, with the launch fix. */
+static void warn_binding(const vae_trainer *t) {
+  const long cores = -vae_dist_max_long(MPI_COMM_WORLD, -(long)vae_dist_rank_cores()); /* the fewest */
+  if (t->workers <= cores || t->d.rank != 0) return;
+  fprintf(
+      stderr,
+      "vae_mpi: warning: %d worker threads per rank, but a rank may run on only %ld core(s) (the launcher's binding): the threads share them. Launch with mpirun --bind-to none, --map-by ppr:1:node:pe=%d, or srun --cpus-per-task=%d\n",
+      t->workers, cores, t->workers, t->workers);
+}
+
 int vae_cmd_train(int argc, char **argv) {
   vae_trainer *t = callocCheck(1, sizeof *t);
   vae_dist_init(&argc, &argv, &t->d);
@@ -123,8 +137,11 @@ int vae_cmd_train(int argc, char **argv) {
   vae_trainer_alloc(t);
   vae_train_start(t); /* a checkpoint's state, or the seed's initialisation, on every rank */
   read_shards(t);
-  t->threads = vae_dist_blas_threads(o->threads);
-  openblas_set_num_threads(t->threads);
+  /* One worker (the default): its OpenBLAS on the rank's cores. Several: one BLAS thread each
+   * (vae_trainer_alloc). */
+  t->blas_threads = t->workers > 1 ? 1 : vae_dist_blas_threads(o->threads);
+  openblas_set_num_threads(t->blas_threads);
+  warn_binding(t);
   vae_signals_install();
   vae_dist_check(&t->d, vae_watchdog_start(o->comm_timeout, t->d.rank, err) < 0, err);
   vae_dist_on_root(&t->d, open_metrics, t);

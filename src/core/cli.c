@@ -251,7 +251,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--max-steps", VAE_FLAG_LONG, &o->max_steps, "N",
        "stop after global step N with a checkpoint (0 = run all epochs)", NULL},
       {"--batch-size", VAE_FLAG_INT, &o->batch_size, "B",
-       "images per rank per step (global batch = B x ranks)", NULL},
+       "images per worker per step (global batch = B x ranks x --threads)", NULL},
       {"--lr", VAE_FLAG_DOUBLE, &o->lr, "RATE", "Adam learning rate (before --lr-scale)", NULL},
       {"--beta1", VAE_FLAG_DOUBLE, &o->beta1, "B1", "Adam beta1", NULL},
       {"--beta2", VAE_FLAG_DOUBLE, &o->beta2, "B2", "Adam beta2", NULL},
@@ -259,7 +259,7 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
       {"--lr-warmup-steps", VAE_FLAG_LONG, &o->lr_warmup_steps, "N",
        "linear learning-rate warm-up over N steps", NULL},
       {"--lr-scale", VAE_FLAG_LR_SCALE, &o->lr_scale, lr_scales,
-       "scale --lr with the number of ranks (Horovod)", NULL},
+       "scale --lr with the number of workers, ranks x --threads (Horovod)", NULL},
       {"--kl-warmup-steps", VAE_FLAG_LONG, &o->kl_warmup_steps, "N",
        "anneal the KL weight from 0 to --beta over N steps", NULL},
       {"--beta", VAE_FLAG_DOUBLE, &o->beta, "W",
@@ -283,7 +283,8 @@ int vae_train_opts_parse(vae_train_opts *o, int argc, char **argv, char *err) {
        NULL},
       {"--logvar-min", VAE_FLAG_FLOAT, &o->model.logvar_min, "LV",
        "soft floor of gaussian-learned's log-variance", NULL},
-      {"--threads", VAE_FLAG_INT, &o->threads, "T", "BLAS threads per rank (0 = cores per rank on the node)",
+      {"--threads", VAE_FLAG_INT, &o->threads, "T",
+       "worker threads per rank, each on its own --batch-size images as a rank of its own would be (0 = one worker, OpenBLAS on the rank's cores)",
        NULL},
       {"--log-every", VAE_FLAG_LONG, &o->log_every, "N",
        "write a per-step record to metrics.jsonl every N steps (0 = off)", NULL},
@@ -318,7 +319,8 @@ int vae_train_opts_validate(const vae_train_opts *o, char *err) {
   if (!(o->clip_grad_norm >= 0))
     return vae_err(err, "--clip-grad-norm must be 0 (off) or positive, got %g", o->clip_grad_norm);
   if (o->threads < 0 || o->threads > 1024)
-    return vae_err(err, "--threads must be from 0 (automatic) to 1024, got %d", o->threads);
+    return vae_err(err, "--threads must be from 0 (one worker, automatic BLAS threads) to 1024, got %d",
+                   o->threads);
   if (o->log_every < 0) return vae_err(err, "--log-every must be 0 (off) or positive, got %ld", o->log_every);
   if (o->checkpoint_every < 0)
     return vae_err(err, "--checkpoint-every must be 0 (off) or positive, got %ld", o->checkpoint_every);

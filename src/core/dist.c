@@ -176,18 +176,23 @@ int vae_dist_node_ranks(MPI_Comm comm) {
   return local;
 }
 
+int vae_dist_rank_cores(void) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef __linux__
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < cores)
+    return CPU_COUNT(&set);
+#endif
+  return cores > 0 ? (int)cores : 1;
+}
+
 int vae_dist_blas_threads(int requested) {
   if (requested > 0) return requested;
   int local = vae_dist_node_ranks(MPI_COMM_WORLD);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-#ifdef __linux__
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    long mine = CPU_COUNT(&set);
-    /* Bound to fewer cores than the node has (mpirun binds ranks to cores): those are ours alone. */
-    if (mine < cores) return mine > 0 ? (int)mine : 1;
-  }
-#endif
+  int mine = vae_dist_rank_cores();
+  /* Bound to fewer cores than the node has (mpirun binds ranks to cores): those are ours alone. */
+  if (mine < cores) return mine;
   long per = cores / local;
   return per > 0 ? (int)per : 1;
 }

@@ -13,6 +13,7 @@
 #include "evaluate.h"
 #include "rng.h"
 #include "signals.h"
+#include "team.h"
 #include "train_images.h"
 #include "trainer.h"
 
@@ -20,8 +21,11 @@
 
 /* What the epoch loop carries between steps. */
 typedef struct {
-  uint32_t *perm; /* this epoch's order of the shard's rows */
-  long spe;       /* steps per epoch, the same on every rank */
+  uint32_t *perm; /* this epoch's order of the shard's rows: worker k's part at [part_off[k], + part_n[k]) */
+  size_t *part_off, *part_n; /* each worker's rows of the rank's shard */
+  const uint32_t **rows;     /* this step's rows of each worker */
+  int *n;                    /* this step's images of each worker */
+  long spe;                  /* steps per epoch, the same on every rank */
   int consecutive_skips;
   double t_start;                         /* when this process started training */
   double t_epoch, t_train, t_red, images; /* this epoch: its start, time in steps and in the
@@ -29,9 +33,57 @@ typedef struct {
   double t_red_max;                       /* this epoch's longest allreduce (--comm-timeout's measure) */
 } epoch_loop;
 
-static long steps_per_epoch(const vae_trainer *t) {
-  long mine = (long)((t->train.count + (size_t)t->o.batch_size - 1) / (size_t)t->o.batch_size);
-  return vae_dist_max_long(MPI_COMM_WORLD, mine); /* the most any rank needs: every image once an epoch */
+/* Worker k's part of the rank's shard s of a dataset of n images: the rows that ranks x workers ranks
+ * of one thread each would hold (the rank's shard is the union of its workers' parts:
+ * floor(r T n / R T) = floor(r n / R)). */
+static void worker_part(const vae_trainer *t, const vae_shard *s, size_t n, int k, size_t *off,
+                        size_t *count) {
+  size_t g_off;
+  vae_shard_range(n, t->d.rank * t->workers + k, vae_train_world_workers(t), &g_off, count);
+  if (g_off < s->offset || g_off + *count > s->offset + s->count)
+    VAE_FAIL("worker %d's rows [%zu, %zu) outside the rank's shard", k, g_off, g_off + *count);
+  *off = g_off - s->offset;
+}
+
+/* The test ELBO's sums, each worker on its part of the test shard (its own thread and workspace),
+ * added in worker order: what ranks x workers ranks of one thread would sum. */
+typedef struct {
+  vae_trainer *t;
+  double (*sums)[3]; /* [workers] */
+} eval_ctx;
+
+static void eval_part(void *ctx, int k) {
+  eval_ctx *c = ctx;
+  vae_trainer *t = c->t;
+  size_t off, count;
+  worker_part(t, &t->test, t->test_info.n, k, &off, &count);
+  vae_shard part = t->test;
+  part.offset += off;
+  part.count = count;
+  if (part.u8) part.u8 += off * part.d;
+  if (part.f32) part.f32 += off * part.d;
+  c->sums[k][0] = c->sums[k][1] = c->sums[k][2] = 0;
+  vae_eval_shard(&t->o.model, &t->pv, t->w[k].ws, &part, t->o.seed, c->sums[k]);
+}
+
+static void test_sums(vae_trainer *t, double ev[3]) {
+  eval_ctx c = {t, mallocCheck((size_t)t->workers * sizeof *c.sums)};
+  vae_team_run(t->team, eval_part, &c);
+  for (int i = 0; i < 3; i++) {
+    ev[i] = c.sums[0][i];
+    for (int k = 1; k < t->workers; k++) ev[i] += c.sums[k][i];
+  }
+  free(c.sums);
+  vae_dist_sum_doubles(ev, 3);
+}
+
+static long steps_per_epoch(const vae_trainer *t, const epoch_loop *e) {
+  long mine = 0;
+  for (int k = 0; k < t->workers; k++) {
+    long need = (long)((e->part_n[k] + (size_t)t->o.batch_size - 1) / (size_t)t->o.batch_size);
+    mine = need > mine ? need : mine;
+  }
+  return vae_dist_max_long(MPI_COMM_WORLD, mine); /* the most any worker needs: every image once an epoch */
 }
 
 /* Peak resident set of this process (VmHWM), MiB; 0 where /proc is missing. */
@@ -122,18 +174,29 @@ static int after_step(vae_trainer *t, epoch_loop *e, const vae_step_result *r, l
 /* The epoch's steps from the saved position; 0 when the epoch's steps are all done. */
 static int run_steps(vae_trainer *t, epoch_loop *e) {
   const int B = t->o.batch_size;
-  const size_t have = t->train.count;
-  vae_rng_permutation(e->perm, (uint32_t)have, t->o.seed, (uint32_t)t->d.rank, (uint64_t)t->st.epoch);
+  /* Each worker's order of its part, keyed by its global index (the rank's, with one worker). */
+  for (int k = 0; k < t->workers; k++) {
+    uint32_t *p = e->perm + e->part_off[k];
+    vae_rng_permutation(p, (uint32_t)e->part_n[k], t->o.seed, (uint32_t)(t->d.rank * t->workers + k),
+                        (uint64_t)t->st.epoch);
+    for (size_t i = 0; i < e->part_n[k]; i++) p[i] += (uint32_t)e->part_off[k];
+  }
   for (long s = t->st.epoch_step; s < e->spe; s++) {
-    /* Ranks whose shard is done take part with no images (their zero gradient still sums). */
+    /* Workers whose part is done take part with no images (their zero gradient still sums). */
     size_t lo = (size_t)s * (size_t)B;
-    int n = lo >= have ? 0 : (int)(have - lo < (size_t)B ? have - lo : (size_t)B);
+    int images = 0;
+    for (int k = 0; k < t->workers; k++) {
+      size_t have = e->part_n[k];
+      e->n[k] = lo >= have ? 0 : (int)(have - lo < (size_t)B ? have - lo : (size_t)B);
+      e->rows[k] = e->perm + e->part_off[k] + (e->n[k] > 0 ? lo : 0);
+      images += e->n[k];
+    }
     double t0 = vae_dist_time();
-    vae_step_result r = vae_train_step(t, &t->train, e->perm + (n > 0 ? lo : 0), n);
+    vae_step_result r = vae_train_step(t, &t->train, e->rows, e->n);
     e->t_train += vae_dist_time() - t0;
     e->t_red += r.allreduce_s;
     if (r.allreduce_s > e->t_red_max) e->t_red_max = r.allreduce_s;
-    e->images += n;
+    e->images += images;
     int status = after_step(t, e, &r, s);
     if (status) return status;
   }
@@ -147,7 +210,7 @@ static void training_figures(vae_trainer *t, epoch_loop *e, vae_epoch_record *re
   rec->step = t->st.step;
   rec->train_recon = t->st.epoch_recon_sum / t->st.epoch_count;
   rec->train_kl = t->st.epoch_kl_sum / t->st.epoch_count;
-  rec->lr = vae_train_lr(&t->o, t->d.size, t->st.step - 1);
+  rec->lr = vae_train_lr(&t->o, vae_train_world_workers(t), t->st.step - 1);
   rec->skipped = t->st.epoch_skipped;
   double tmax[4] = {e->t_train, e->t_red, peak_rss_mib(), e->t_red_max};
   vae_dist_max_doubles(tmax, 4);
@@ -167,9 +230,8 @@ static int finish_epoch(vae_trainer *t, epoch_loop *e) {
   vae_epoch_record rec = {0};
   training_figures(t, e, &rec);
   if (t->has_test) {
-    double ev[3] = {0, 0, 0};
-    vae_eval_shard(&o->model, &t->pv, t->ws, &t->test, o->seed, ev);
-    vae_dist_sum_doubles(ev, 3);
+    double ev[3];
+    test_sums(t, ev);
     rec.has_test = 1;
     rec.test_recon = ev[0] / ev[2];
     rec.test_kl = ev[1] / ev[2];
@@ -201,10 +263,13 @@ static void print_start(const vae_trainer *t, long spe) {
   const vae_train_opts *o = &t->o;
   char desc[256];
   vae_describe(&o->model, desc, sizeof desc);
+  char layout[64] = "";
+  if (t->workers > 1) snprintf(layout, sizeof layout, " x %d worker threads", t->workers);
   printf(
-      "vae_mpi train: %d ranks x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per rank, %s\n",
-      t->d.size, o->batch_size, o->batch_size * t->d.size, spe, desc, vae_decoder_name(o->model.decoder),
-      t->n_params, t->threads, vae_blas_describe());
+      "vae_mpi train: %d ranks%s x %d images = global batch %d, %ld steps/epoch, model %s (%s decoder), %zu parameters, %d BLAS thread(s) per %s, %s\n",
+      t->d.size, layout, o->batch_size, o->batch_size * vae_train_world_workers(t), spe, desc,
+      vae_decoder_name(o->model.decoder), t->n_params, t->blas_threads, t->workers > 1 ? "worker" : "rank",
+      vae_blas_describe());
   fflush(stdout);
 }
 
@@ -213,10 +278,17 @@ static int settle_checkpoint(void *ctx, char *err) { return vae_checkpoint_settl
 int vae_train_run(vae_trainer *t) {
   if (t->st.epoch >= t->o.epochs) return 0; /* a finished run, resumed: nothing to do */
   epoch_loop e = {0};
-  e.spe = steps_per_epoch(t);
   e.perm = mallocCheck((t->train.count ? t->train.count : 1) * sizeof *e.perm);
-  /* A checkpoint from another number of ranks: the same place in the epoch, proportionally. */
-  if (t->st.world_size > 0 && t->st.world_size != t->d.size && t->st.epoch_step > 0 &&
+  e.part_off = mallocCheck((size_t)t->workers * sizeof *e.part_off);
+  e.part_n = mallocCheck((size_t)t->workers * sizeof *e.part_n);
+  e.rows = mallocCheck((size_t)t->workers * sizeof *e.rows);
+  e.n = mallocCheck((size_t)t->workers * sizeof *e.n);
+  for (int k = 0; k < t->workers; k++)
+    worker_part(t, &t->train, t->train_info.n, k, &e.part_off[k], &e.part_n[k]);
+  e.spe = steps_per_epoch(t, &e);
+  /* A checkpoint from another number of workers: the same place in the epoch, proportionally. */
+  const int ck_workers = t->st.world_size * (t->st.threads_per_rank > 0 ? t->st.threads_per_rank : 1);
+  if (t->st.world_size > 0 && ck_workers != vae_train_world_workers(t) && t->st.epoch_step > 0 &&
       t->st.epoch_steps_total > 0)
     t->st.epoch_step = t->st.epoch_step * e.spe / t->st.epoch_steps_total;
   if (t->d.rank == 0) print_start(t, e.spe);
@@ -230,6 +302,10 @@ int vae_train_run(vae_trainer *t) {
     if (status == 0) status = finish_epoch(t, &e);
   }
   free(e.perm);
+  free(e.part_off);
+  free(e.part_n);
+  free(e.rows);
+  free(e.n);
   /* The last checkpoint is on disk (renamed, folder synced) before the job reports or exits. */
   vae_dist_on_root(&t->d, settle_checkpoint, NULL);
   return status == VAE_STOPPED ? 0 : status;

@@ -16,6 +16,23 @@
  * Resume
  * ====================================================================================== */
 
+/* What resuming at this run's layout (ranks x worker threads) means for a checkpoint of another. */
+static const char *layout_note(const vae_trainer *t, const vae_ckpt_state *st) {
+  static char note[160];
+  const int threads = st->threads_per_rank > 0 ? st->threads_per_rank : 1;
+  if (st->world_size == t->d.size && threads == t->workers) return "";
+  if (st->world_size * threads == vae_train_world_workers(t))
+    snprintf(
+        note, sizeof note,
+        " (trained at %d ranks x %d threads: the same %d workers, shards, shuffles and noise; the float sums may run in another order)",
+        st->world_size, threads, st->world_size * threads);
+  else
+    snprintf(note, sizeof note,
+             " (trained at another number of ranks or threads, %d x %d: the trajectory will differ)",
+             st->world_size, threads);
+  return note;
+}
+
 /* Rank 0 (vae_dist_on_root): finds and reads the checkpoint to resume from; 1 when it did, 0 for a
  * fresh start. The buffers and position are broadcast afterwards. */
 static int load_resume(void *ctx, char *err) {
@@ -53,9 +70,7 @@ static int load_resume(void *ctx, char *err) {
     memcpy(t->m, m, t->n_params * sizeof *m);
     memcpy(t->v, v, t->n_params * sizeof *v);
     t->st = st;
-    printf("resume: %s at epoch %ld, step %ld%s\n", path, st.epoch, st.step,
-           st.world_size != t->d.size ? " (trained at another number of ranks: the trajectory will differ)"
-                                      : "");
+    printf("resume: %s at epoch %ld, step %ld%s\n", path, st.epoch, st.step, layout_note(t, &st));
   }
   free(p);
   free(m);
@@ -85,6 +100,7 @@ static void fill_state_identity(vae_trainer *t) {
   vae_ckpt_state *st = &t->st;
   st->seed = t->o.seed;
   st->world_size = t->d.size;
+  st->threads_per_rank = t->workers;
   st->opts = t->o;
   st->has_opts = 1;
   st->has_data = 1;
