@@ -7,7 +7,8 @@
 #                                                                    scripts/bench-conv.sh, its header says what
 # Every round runs each configuration once, in turn, so that the machine's load is shared alike; the
 # table shows the median of each measurement and the ratios of the medians. What is measured:
-#   vae_mpi np 1 (--threads 1) and np 2 (one BLAS thread per rank), 128 images per rank, one epoch
+#   vae_mpi np 1 (--threads 1), np 2 (one BLAS thread per rank) and 1 rank x 2 worker threads
+#     (--threads 2, mpirun --bind-to none: issue 16's ranks x threads), 128 images per worker, one epoch
 #     (--epochs 1): samples_per_s of the epoch record (training steps only, batch gather included,
 #     evaluation and checkpoint excluded), allreduce_seconds / train_seconds, checkpoint_seconds /
 #     seconds, and peak_rss_mib (largest VmHWM of any rank) against the shard (60000*784/np bytes) + 64 MiB;
@@ -18,7 +19,9 @@
 #     alone, and two copies side by side summed = the 2-core floor;
 #   the step loop at np 2 (vae_step_parts --json: train's step on synthetic rows, back to back, without
 #     and with the gradient MPI_Allreduce): what np 2 would do if the sum were free, and what the sum
-#     costs inside the loop against its cost alone (best of 50).
+#     costs inside the loop against its cost alone (best of 50);
+#   train's own step (vae_step_loop --json: vae_train_step back to back on synthetic rows) at np 2 x 1
+#     and at 1 rank x 2 threads, timed by phase: compute, on-node sum, MPI_Allreduce, norm + Adam.
 # BLAS kernels (issue 16): vae_mpi, vae_gemm_floor and vae_step_parts pick OpenBLAS's kernels at
 # start-up as vae_mpi does (blas_kernels.h: the best family when OpenBLAS falls back to a generic one);
 # the floor is also measured as shipped (VAE_BLAS_CORETYPE=keep), and PyTorch runs both as shipped and
@@ -46,12 +49,12 @@ while [ $# -gt 0 ]; do
     --conv) shift; exec "$root/scripts/bench-conv.sh" "$@" ;;
     --torch-steps) torch_steps=$2; shift 2 ;;
     --fallback) fallback=$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 py=/usr/bin/python3 # Debian's, with torch and h5py
-for f in "$build/vae_mpi" "$build/vae_gemm_floor" "$build/vae_step_parts"; do
+for f in "$build/vae_mpi" "$build/vae_gemm_floor" "$build/vae_step_parts" "$build/vae_step_loop"; do
   [ -x "$f" ] || { echo "bench.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
 done
 [ -f "$data" ] || { echo "bench.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
@@ -74,12 +77,14 @@ core_of() { sed -n 's/.*"blas_core":"\([^"]*\)".*/\1/p'; }
 shipped=$(as_shipped "$build/vae_gemm_floor" --seconds 0 | core_of)
 best=$("$build/vae_gemm_floor" --seconds 0 | core_of)
 
-# vae_mpi NP BATCH EPOCHS OUT [extra...]: a fresh run; its metrics.jsonl is OUT/metrics.jsonl.
+# vae_mpi NP BATCH EPOCHS OUT [extra...]: a fresh run; its metrics.jsonl is OUT/metrics.jsonl. NP may be
+# "1x2": one rank of 2 worker threads, not bound to one core (--bind-to none).
 vae() {
-  local np=$1 batch=$2 epochs=$3 out=$4
+  local np=$1 batch=$2 epochs=$3 out=$4 how=()
   shift 4
+  case "$np" in *x*) how=(--bind-to none -np "${np%x*}"); set -- "$@" --threads "${np#*x}" ;; *) how=(-np "$np") ;; esac
   rm -rf "$out"
-  "${mpirun[@]}" -np "$np" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
+  "${mpirun[@]}" "${how[@]}" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
     --epochs "$epochs" --no-images "$@" >"$out.log" 2>&1 || { echo "bench.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }
 }
 
@@ -127,6 +132,10 @@ for r in $(seq 1 "$repeats"); do
   sed -n 's/^{"type":"epoch"/{"what":"np1"/p' "$tmp/np1/metrics.jsonl" >>"$res"
   vae 2 128 1 "$tmp/np2" --threads 1
   sed -n 's/^{"type":"epoch"/{"what":"np2"/p' "$tmp/np2/metrics.jsonl" >>"$res"
+  vae 1x2 128 1 "$tmp/t2"
+  sed -n 's/^{"type":"epoch"/{"what":"t2"/p' "$tmp/t2/metrics.jsonl" >>"$res"
+  OPENBLAS_NUM_THREADS=1 "${mpirun[@]}" -np 2 "$build/vae_step_loop" --threads 1 --steps 300 --json >>"$res"
+  "${mpirun[@]}" --bind-to none -np 1 "$build/vae_step_loop" --threads 2 --steps 300 --json >>"$res"
   for how in shipped best; do
     core=$fallback
     [ "$how" = best ] && core=$best
@@ -147,7 +156,9 @@ kernels = lambda what: "/".join(sorted({r.get("blas_core", "?") for r in rows if
 floor1, floor1_shipped = sps("floor1"), sps("floor1_shipped")
 floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
                            zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
-np1, np2 = sps("np1"), sps("np2")
+np1, np2, t2 = sps("np1"), sps("np2"), sps("t2")
+node = max(np2, t2)  # the best one-node configuration
+node_name = "np 2 x 1" if np2 >= t2 else "1 rank x 2 threads"
 torch = {k: {h: sps(f"{k}_{h}") for h in ("shipped", "best")} for k in ("torch1", "torch2", "ddp2")}
 fast = {k: max(v.values()) for k, v in torch.items()}  # PyTorch's faster kernels, per configuration
 t1, t2, ddp = fast["torch1"], fast["torch2"], fast["ddp2"]
@@ -159,7 +170,8 @@ print(f"OpenBLAS kernels: as shipped {shipped}{' (simulated: --fallback ' + fb +
 print(f"  {'':66s} {'':>10s}  kernels")
 for name, v, what in [("GEMM floor, 1 core", floor1, "floor1"), ("GEMM floor, 2 cores (two copies summed)", floor2, "floor2a"),
                       ("GEMM floor, 1 core, as shipped", floor1_shipped, "floor1_shipped"),
-                      ("vae_mpi np 1 (1 BLAS thread)", np1, "np1"), ("vae_mpi np 2", np2, "np2")]:
+                      ("vae_mpi np 1 (1 BLAS thread)", np1, "np1"), ("vae_mpi np 2", np2, "np2"),
+                      ("vae_mpi 1 rank x 2 worker threads (--threads 2, --bind-to none)", t2, "t2")]:
     print(f"  {name:66s} {v:10.0f}  {kernels(what)}")
 for k, name in [("torch1", "PyTorch 1 process, 1 thread"), ("torch2", "PyTorch 1 process, 2 threads"),
                 ("ddp2", "PyTorch DDP 2 processes x 1 thread (gloo)")]:
@@ -169,12 +181,18 @@ for k, name in [("torch1", "PyTorch 1 process, 1 thread"), ("torch2", "PyTorch 1
 loop_free, loop_sum = sps("loop2_nosum"), sps("loop2_sum")
 print(f"  {'np 2 step loop, gradient sum left out':66s} {loop_free:10.0f}  {kernels('loop2_nosum')}")
 print(f"  {'np 2 step loop, with the gradient sum':66s} {loop_sum:10.0f}  {kernels('loop2_sum')}")
+print(f"  {'train step loop (vae_train_step), np 2 x 1':66s} {sps('loop2x1'):10.0f}  {kernels('loop2x1')}")
+print(f"  {'train step loop (vae_train_step), 1 rank x 2 threads':66s} {sps('loop1x2'):10.0f}  {kernels('loop1x2')}")
 shard = lambda np_: 60000 * 784 / np_ / 2**20
 rss1, rss2 = med("np1", "peak_rss_mib"), med("np2", "peak_rss_mib")
 ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
 ck = {w: statistics.median(r["checkpoint_seconds"] / r["seconds"] for r in rows if r["what"] == w) for w in ("np1", "np2")}
 ckt = med("np2", "checkpoint_seconds")
 checks = [
+    (f"best one-node ({node_name}) / 2-core floor", node / floor2, ">= 0.75"),
+    ("best one-node / PyTorch DDP, faster kernels", node / ddp, ">= 3.0"),
+    ("best one-node / PyTorch DDP, as shipped", node / torch["ddp2"]["shipped"], ">= 4.0"),
+    ("1 rank x 2 threads / np 2", t2 / np2, "(which to launch)"),
     ("np2 / 2-core GEMM floor", np2 / floor2, ">= 0.75"),
     ("np1 / 1-core GEMM floor", np1 / floor1, ">= 0.8"),
     ("np2 / PyTorch DDP 2 processes, faster kernels", np2 / ddp, ">= 3.0"),
@@ -198,4 +216,9 @@ print(f"\n  peak RSS per rank: np1 {rss1:.1f} MiB (shard {shard(1):.1f} MiB), np
 print(f"  np 2 step loop (ms per step): gradient MPI_Allreduce {med('loop2_sum', 'allreduce_ms'):.2f} in the loop"
       f" (waiting for the other rank included), {med('loop2_sum', 'allreduce_alone_ms'):.2f} alone;"
       f" norm + Adam {med('loop2_sum', 'adam_ms'):.2f}; forward + backward + batch {med('loop2_sum', 'compute_ms'):.2f}")
+for w, name in [("loop2x1", "np 2 x 1"), ("loop1x2", "1 rank x 2 threads")]:
+    ms = {k: med(w, k + "_ms") for k in ("step", "compute", "node_sum", "allreduce", "update")}
+    print(f"  train's step at {name} (ms per step, slowest rank): {ms['step']:.2f} = compute {ms['compute']:.2f}"
+          f" + on-node sum {ms['node_sum']:.2f} + MPI_Allreduce {ms['allreduce']:.2f} + norm + Adam {ms['update']:.2f};"
+          f" 75% of the 2-core floor allows {2 * 128 / (0.75 * floor2) * 1e3:.2f}")
 EOF
