@@ -156,9 +156,9 @@ kernels = lambda what: "/".join(sorted({r.get("blas_core", "?") for r in rows if
 floor1, floor1_shipped = sps("floor1"), sps("floor1_shipped")
 floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
                            zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
-np1, np2, t2 = sps("np1"), sps("np2"), sps("t2")
-node = max(np2, t2)  # the best one-node configuration
-node_name = "np 2 x 1" if np2 >= t2 else "1 rank x 2 threads"
+np1, np2, x2 = sps("np1"), sps("np2"), sps("t2")
+node = max(np2, x2)  # the best one-node configuration
+node_name = "np 2 x 1" if np2 >= x2 else "1 rank x 2 threads"
 torch = {k: {h: sps(f"{k}_{h}") for h in ("shipped", "best")} for k in ("torch1", "torch2", "ddp2")}
 fast = {k: max(v.values()) for k, v in torch.items()}  # PyTorch's faster kernels, per configuration
 t1, t2, ddp = fast["torch1"], fast["torch2"], fast["ddp2"]
@@ -171,7 +171,7 @@ print(f"  {'':66s} {'':>10s}  kernels")
 for name, v, what in [("GEMM floor, 1 core", floor1, "floor1"), ("GEMM floor, 2 cores (two copies summed)", floor2, "floor2a"),
                       ("GEMM floor, 1 core, as shipped", floor1_shipped, "floor1_shipped"),
                       ("vae_mpi np 1 (1 BLAS thread)", np1, "np1"), ("vae_mpi np 2", np2, "np2"),
-                      ("vae_mpi 1 rank x 2 worker threads (--threads 2, --bind-to none)", t2, "t2")]:
+                      ("vae_mpi 1 rank x 2 worker threads (--threads 2, --bind-to none)", x2, "t2")]:
     print(f"  {name:66s} {v:10.0f}  {kernels(what)}")
 for k, name in [("torch1", "PyTorch 1 process, 1 thread"), ("torch2", "PyTorch 1 process, 2 threads"),
                 ("ddp2", "PyTorch DDP 2 processes x 1 thread (gloo)")]:
@@ -192,7 +192,7 @@ checks = [
     (f"best one-node ({node_name}) / 2-core floor", node / floor2, ">= 0.75"),
     ("best one-node / PyTorch DDP, faster kernels", node / ddp, ">= 3.0"),
     ("best one-node / PyTorch DDP, as shipped", node / torch["ddp2"]["shipped"], ">= 4.0"),
-    ("1 rank x 2 threads / np 2", t2 / np2, "(which to launch)"),
+    ("1 rank x 2 threads / np 2", x2 / np2, "(which to launch)"),
     ("np2 / 2-core GEMM floor", np2 / floor2, ">= 0.75"),
     ("np1 / 1-core GEMM floor", np1 / floor1, ">= 0.8"),
     ("np2 / PyTorch DDP 2 processes, faster kernels", np2 / ddp, ">= 3.0"),

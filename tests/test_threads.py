@@ -11,6 +11,7 @@ thread train (the same shards, shuffles, noise, learning rate, global batch, une
   (older vae_mpi, other tools) reads as 1 thread per rank.
 - The non-finite fault on worker 1 at np 1 x 2 is skipped exactly like rank 1's at np 2 x 1, and the
   warning names the worker, its rank and thread.
+- Two threads on a rank bound to one core: a warning with the launch fix.
 - Bad --threads values and fewer images than workers: one error line, exit 1, before any collective
   (at np 2 too: no hang), nothing written."""
 import os
@@ -117,7 +118,15 @@ if ok(pa, "fault np 2") and ok(pb, "fault np 1 x 2"):
     same_bits(os.path.join(tmp, "f2"), os.path.join(tmp, "ft2"), "fault np 2 x 1 vs np 1 x 2")
     check(losses(os.path.join(tmp, "ft2"))[0]["skipped_steps"] == 1, "fault: skipped_steps")
 
-# 5. Errors before any collective, at np 1 and np 2: one line, exit 1, nothing written.
+# 5. A rank bound to one core (mpirun's default binding at np <= 2) with 2 threads: one warning naming
+# the launch fix; the run still completes.
+p = mpirun(1, BASE + ["--out", os.path.join(tmp, "bound"), "--threads", "2", "--epochs", "1"], quiet=True,
+           mca={"hwloc_base_binding_policy": "core"})
+w = [l for l in p.stderr.splitlines() if l.strip()]
+check(p.returncode == 0 and len(w) == 1 and w[0].startswith("vae_mpi: warning: 2 worker threads per rank, but a rank may run on only 1 core")
+      and "--bind-to none" in w[0], f"bound to one core: exit {p.returncode}, stderr {w}")
+
+# 6. Errors before any collective, at np 1 and np 2: one line, exit 1, nothing written.
 small = os.path.join(tmp, "small.h5")
 write_images(small, {"train/images": 5}, shape=(8, 8))
 for np_, args, want in [
