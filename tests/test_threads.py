@@ -1,7 +1,7 @@
 """Ranks x worker threads (`train --threads T`, src/train/step.c) end to end, against the same job run
 as ranks of one thread each, which is the reference: R ranks x T threads must train what R*T ranks x 1
 thread train (the same shards, shuffles, noise, learning rate, global batch, uneven last steps).
-- Two workers in all (np 2 x 1 vs np 1 x 2), every decoder: checkpoints (parameters, Adam's m and v,
+- Two workers in all (np 2 x 1 vs np 1 x 2), every decoder and the convolutional model: checkpoints (parameters, Adam's m and v,
   the position) and the epoch records' losses are bitwise the same: every float sum has two terms
   (a + b == b + a), the rest is elementwise, and each worker runs the same single-threaded BLAS.
 - Three workers (np 3 x 1 vs np 1 x 3): the same within float tolerance (the on-node sum adds
@@ -69,9 +69,9 @@ def ok(p, name):
 
 
 # 1. Two workers, every decoder: bitwise.
-for dec in ["bernoulli", "gaussian", "gaussian-learned"]:
+for dec in ["bernoulli", "gaussian", "gaussian-learned", "conv"]:
     a, b = os.path.join(tmp, f"np2_{dec}"), os.path.join(tmp, f"t2_{dec}")
-    extra = ["--decoder", dec, "--clip-grad-norm", "5"]
+    extra = ["--clip-grad-norm", "5"] + (["--conv", "4,8"] if dec == "conv" else ["--decoder", dec])
     if ok(train(2, 1, a, extra), f"np 2 x 1 {dec}") and ok(train(1, 2, b, extra), f"np 1 x 2 {dec}"):
         aa, ba = same_bits(a, b, f"np 2 x 1 vs np 1 x 2, {dec}")
         check((aa.get("world_size"), aa.get("threads_per_rank")) == (2, 1), f"{dec}: layout of np 2 {aa}")
