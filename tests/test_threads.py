@@ -132,7 +132,7 @@ write_images(small, {"train/images": 5}, shape=(8, 8))
 for np_, args, want in [
         (1, ["--threads", "-1"], "--threads must be from 0"),
         (2, ["--threads", "2000"], "--threads must be from 0"),
-        (2, ["--threads", "3", "--data", small, "--test-dataset", ""], "fewer than the 6 workers (2 ranks x 3 threads)")]:
+        (2, ["--threads", "3", "--data", small, "--test-dataset", ""], "fewer than the 6 workers (2 ranks x 3 threads); use at most 5 workers")]:
     out = os.path.join(tmp, f"err_{np_}_{args[1]}")
     os.makedirs(out)
     before = dir_state(out)

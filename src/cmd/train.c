@@ -51,12 +51,16 @@ static int setup_options(vae_trainer *t, int argc, char **argv, size_t mem_limit
   o->model.in_w = (int)t->train_info.w;
   o->model.in_c = (int)t->train_info.c;
   if (vae_config_validate(&o->model, err) < 0) return -1;
-  const size_t workers = (size_t)t->d.size * (size_t)(o->threads > 0 ? o->threads : 1);
+  const int threads = o->threads > 0 ? o->threads : 1;
+  const size_t workers = (size_t)t->d.size * (size_t)threads;
+  if (t->train_info.n < workers && threads == 1)
+    return vae_err(err, "%s:%s has %zu images, fewer than the %d ranks; use at most %zu ranks", o->data,
+                   o->dataset, t->train_info.n, t->d.size, t->train_info.n);
   if (t->train_info.n < workers)
     return vae_err(
-        err, "%s:%s has %zu images, fewer than the %zu workers (%d ranks x %d threads); use at most %zu",
-        o->data, o->dataset, t->train_info.n, workers, t->d.size, o->threads > 0 ? o->threads : 1,
-        t->train_info.n);
+        err,
+        "%s:%s has %zu images, fewer than the %zu workers (%d ranks x %d threads); use at most %zu workers in all",
+        o->data, o->dataset, t->train_info.n, workers, t->d.size, threads, t->train_info.n);
   if (vae_data_check_shard_fits(&t->train_info, t->d.rank, t->d.size, mem_limit, err) < 0) return -1;
   return 0;
 }
