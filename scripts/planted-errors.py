@@ -32,7 +32,7 @@ PLANTS = [
       ("src/nn/adam.c", "const double bc2 = 1.0 - pow(a->beta2, (double)t);", "const double bc2 = 1.0;")]),
     ("adam-eps-inside-sqrt", "Adam's eps under the square root: sqrt(v_hat + eps) for sqrt(v_hat) + eps",
      [("src/nn/adam.c", "(sqrtf(vi) * inv_sqrt_bc2 + eps)", "sqrtf(vi * inv_sqrt_bc2 * inv_sqrt_bc2 + eps)")]),
-    ("adam-float-betas", "Adam's 1 - beta2 from the float beta2 (the rounding 07ecb5e fixed: v 1.3e-5 off)",
+    ("adam-float-betas", "Adam's 1 - beta2 from the float beta2 (the rounding 6a6928e fixed: v 1.3e-5 off)",
      [("src/nn/adam.c", "omb2 = (float)(1.0 - a->beta2)", "omb2 = 1.0f - (float)a->beta2")]),
     ("grad-mean-local-count", "the summed gradient divided by this rank's image count, not the global one",
      [("src/train/step.c", "float gscale = (float)(1.0 / r.count);", "float gscale = (float)(1.0 / n);")]),
