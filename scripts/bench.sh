@@ -141,7 +141,7 @@ for r in $(seq 1 "$repeats"); do
     [ "$how" = best ] && core=$best
     torch_run "torch1_$how" "$core" 1
     torch_run "torch2_$how" "$core" 2
-    torch_run "ddp2_$how" "$core" 1 --ddp 2
+    torch_run "ddp2_$how" "$core" 1 --ddp 2 --port $((20000 + RANDOM % 20000)) # not a fixed port: another job may hold it
   done
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
