@@ -103,18 +103,7 @@ int main(int argc, char **argv) {
   vae_blas_select(argv); /* may re-execute this program with the right OPENBLAS_CORETYPE */
   int B = 128, whole = 0, step = 0;
   double seconds = 3.0;
-  vae_config cfg = {.in_h = 28,
-                    .in_w = 28,
-                    .in_c = 1,
-                    .n_hidden = 1,
-                    .hidden = {400},
-                    .latent = 20,
-                    .kernel = 4,
-                    .stride = 2,
-                    .padding = 1,
-                    .decoder = VAE_DEC_BERNOULLI,
-                    .sigma = 1,
-                    .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config cfg = vae_config_default(28, 28, 1);
   char err[VAE_ERR_LEN];
   for (int i = 1; i < argc; i += 2) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";

@@ -47,15 +47,7 @@ int main(int argc, char **argv) {
     else if (i + 1 < argc && strcmp(argv[i], "--steps") == 0)
       steps = atoi(argv[++i]);
   }
-  vae_config c = {.in_h = 28,
-                  .in_w = 28,
-                  .in_c = 1,
-                  .n_hidden = 1,
-                  .hidden = {400},
-                  .latent = 20,
-                  .decoder = VAE_DEC_BERNOULLI,
-                  .sigma = 1.0f,
-                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = vae_config_default(28, 28, 1);
   size_t n = vae_num_params(&c), D = vae_input_dim(&c);
   float *p = mallocCheck(n * sizeof *p), *g = callocCheck(n, sizeof *g);
   float *m = callocCheck(n, sizeof *m), *v = callocCheck(n, sizeof *v);

@@ -103,6 +103,10 @@ typedef struct {
 size_t vae_input_dim(const vae_config *c);
 /* Outputs of the decoder per value: 2 (mean and log-variance) for gaussian-learned, else 1. */
 int vae_decoder_heads(const vae_config *c);
+/* `vae_mpi train`'s default model for an in_h x in_w x in_c input, the flags' defaults set once: PyTorch's
+ * examples/vae (one hidden layer of 400, latent 20, Bernoulli), sigma 1, the learned variance's floor,
+ * and the conv geometry --conv uses unless told (kernel 4, stride 2, padding 1). */
+vae_config vae_config_default(int in_h, int in_w, int in_c);
 /* The checks of everything a flag sets (widths, latent, decoder, sigma, logvar_min): the one place
  * their ranges and messages live (the CLI calls it before any data is read). 0, or -1 and err. */
 int vae_config_validate_flags(const vae_config *c, char *err);

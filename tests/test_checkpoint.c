@@ -22,15 +22,7 @@
 
 /* ---------- fixtures ---------- */
 
-static const vae_config CFG_BERNOULLI = {.in_h = 28,
-                                         .in_w = 28,
-                                         .in_c = 1,
-                                         .n_hidden = 1,
-                                         .hidden = {400},
-                                         .latent = 20,
-                                         .decoder = VAE_DEC_BERNOULLI,
-                                         .sigma = 1.0f,
-                                         .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+static vae_config CFG_BERNOULLI; /* vae_mpi train's default model on 28 x 28 x 1 (set in main) */
 static const vae_config CFG_LEARNED = {.in_h = 8,
                                        .in_w = 6,
                                        .in_c = 3,
@@ -853,6 +845,7 @@ static void print_all(const vae_config *cfg, const float *p, const float *m, con
 
 int main(int argc, char **argv) {
   char err[VAE_ERR_LEN];
+  CFG_BERNOULLI = vae_config_default(28, 28, 1);
   if (argc == 3 && (!strcmp(argv[1], "write") || !strcmp(argv[1], "write-conv"))) {
     const vae_config *cfg = !strcmp(argv[1], "write") ? &CFG_LEARNED : &CFG_CONV;
     float *p, *m, *v;

@@ -73,15 +73,7 @@ static void check_config(const vae_config *c, size_t expect_params) {
 
 int main(void) {
   /* PyTorch examples/vae: 784-400-20-400-784, 2*(784*400+400) + 400*40+40 + 20*400+400 ... */
-  vae_config c = {.in_h = 28,
-                  .in_w = 28,
-                  .in_c = 1,
-                  .n_hidden = 1,
-                  .hidden = {400},
-                  .latent = 20,
-                  .decoder = VAE_DEC_BERNOULLI,
-                  .sigma = 1.0f,
-                  .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+  vae_config c = vae_config_default(28, 28, 1);
   size_t torch_vae = (784 * 400 + 400) + 2 * (400 * 20 + 20) + (20 * 400 + 400) + (400 * 784 + 784);
   check_config(&c, torch_vae);
   char desc[128];

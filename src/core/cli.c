@@ -207,15 +207,7 @@ void vae_train_opts_default(vae_train_opts *o) {
   snprintf(o->dataset, sizeof o->dataset, "train/images");
   snprintf(o->test_dataset, sizeof o->test_dataset, "test/images");
   snprintf(o->out, sizeof o->out, "runs/vae");
-  o->model.n_hidden = 1;
-  o->model.hidden[0] = 400;
-  o->model.latent = 20;
-  o->model.kernel = 4;
-  o->model.stride = 2;
-  o->model.padding = 1;
-  o->model.decoder = VAE_DEC_BERNOULLI;
-  o->model.sigma = 1.0f;
-  o->model.logvar_min = VAE_DEFAULT_LOGVAR_MIN;
+  o->model = vae_config_default(0, 0, 0); /* the input's shape comes from the data */
   o->epochs = 10;
   o->batch_size = 128;
   o->lr = 1e-3;

@@ -12,6 +12,21 @@ size_t vae_input_dim(const vae_config *c) { return (size_t)c->in_h * (size_t)c->
 
 int vae_decoder_heads(const vae_config *c) { return c->decoder == VAE_DEC_GAUSSIAN_LEARNED ? 2 : 1; }
 
+vae_config vae_config_default(int in_h, int in_w, int in_c) {
+  return (vae_config){.in_h = in_h,
+                      .in_w = in_w,
+                      .in_c = in_c,
+                      .kernel = 4,
+                      .stride = 2,
+                      .padding = 1,
+                      .n_hidden = 1,
+                      .hidden = {400},
+                      .latent = 20,
+                      .decoder = VAE_DEC_BERNOULLI,
+                      .sigma = 1.0f,
+                      .logvar_min = VAE_DEFAULT_LOGVAR_MIN};
+}
+
 int vae_config_validate_flags(const vae_config *c, char *err) {
   if (c->n_hidden < 0 || c->n_hidden > VAE_MAX_HIDDEN)
     return vae_err(err, "--hidden takes 0 to %d widths, got %d", VAE_MAX_HIDDEN, c->n_hidden);
