@@ -36,17 +36,9 @@ while [ $# -gt 0 ]; do
     *) echo "bench-conv.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-py=/usr/bin/python3 # Debian's, with torch and h5py
 model=(--conv 32,64 --hidden 256 --latent 20)
-for f in "$build/vae_mpi" "$build/vae_gemm_floor"; do
-  [ -x "$f" ] || { echo "bench-conv.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
-done
-[ -f "$data" ] || { echo "bench-conv.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
-mpirun=(mpirun --oversubscribe)
-[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
-tmp=$(mktemp -d /tmp/vae_bench_conv.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-cd "$root"
+. "$root/scripts/bench-setup.sh"
+bench_setup bench-conv.sh vae_mpi vae_gemm_floor
 unset OPENBLAS_CORETYPE VAE_BLAS_CORETYPE
 core=$("$build/vae_gemm_floor" --seconds 0 | sed -n 's/.*"blas_core":"\([^"]*\)".*/\1/p')
 

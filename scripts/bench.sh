@@ -53,16 +53,8 @@ while [ $# -gt 0 ]; do
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-py=/usr/bin/python3 # Debian's, with torch and h5py
-for f in "$build/vae_mpi" "$build/vae_gemm_floor" "$build/vae_step_parts" "$build/vae_step_loop"; do
-  [ -x "$f" ] || { echo "bench.sh: $f missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
-done
-[ -f "$data" ] || { echo "bench.sh: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
-mpirun=(mpirun --oversubscribe)
-[ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
-tmp=$(mktemp -d /tmp/vae_bench.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-cd "$root"
+. "$root/scripts/bench-setup.sh"
+bench_setup bench.sh vae_mpi vae_gemm_floor vae_step_parts vae_step_loop
 for v in OPENBLAS_CORETYPE VAE_BLAS_CORETYPE; do
   [ -n "${!v+x}" ] && echo "bench.sh: ignoring $v=${!v}: the benchmark runs as shipped and with vae_mpi's choice" >&2
   unset "$v"

@@ -1,0 +1,19 @@
+# bench-setup.sh: what bench.sh and bench-conv.sh both need before they measure, sourced by them after
+# their options:   bench_setup NAME PROGRAM...
+# checks that the build has the PROGRAMs (names under $build) and that $data exists (saying how to make
+# them), sets $py (Debian's python3, with torch and h5py) and the mpirun array (--oversubscribe, and
+# --allow-run-as-root as root), makes $tmp (removed at exit) and changes to $root.
+bench_setup() {
+  local name=$1 p
+  shift
+  py=/usr/bin/python3
+  for p in "$@"; do
+    [ -x "$build/$p" ] || { echo "$name: $build/$p missing: run scripts/build.sh ${build#$root/}" >&2; exit 1; }
+  done
+  [ -f "$data" ] || { echo "$name: $data missing: run VAE_MPI=$build/vae_mpi scripts/get-fashion-mnist.sh" >&2; exit 1; }
+  mpirun=(mpirun --oversubscribe)
+  [ "$(id -u)" = 0 ] && mpirun+=(--allow-run-as-root)
+  tmp=$(mktemp -d "/tmp/vae_${name%.sh}.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  cd "$root"
+}
