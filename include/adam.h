@@ -27,5 +27,9 @@ void vae_adam_update(const vae_adam *a, long t, float *params, const float *grad
 double vae_sum_squares(const float *x, size_t n);
 /* One block's share: x[0..n), n <= VAE_SQ_BLOCK. */
 double vae_sum_squares_block(const float *x, size_t n);
+/* blocks[b] = vae_sum_squares_block of x's block b (x has n floats) for the blocks that lie wholly at
+ * or after float `from` and before block *end; then *end = the first of them. Called with a falling
+ * `from` (a buffer whose tail is final first: the backward pass's layers), it sums each block once. */
+void vae_sum_squares_tail(const float *x, size_t n, size_t from, double *blocks, size_t *end);
 
 #endif

@@ -45,6 +45,7 @@ typedef struct {
   double recon, kl, count; /* the global batch's summed recon and KL (nats) and its images */
   double grad_norm;        /* L2 norm of the global batch's mean-loss gradient, before clipping */
   double compute_s;        /* this rank's time in its workers' batch, noise, forward and backward */
+  double worker_max_s;     /* ... the slowest worker's own time in them (compute_s less the wait) */
   double node_sum_s;       /* ... in the workers' on-node gradient sum (0 with one worker) */
   double allreduce_s;      /* ... in the gradient allreduce between ranks (waiting included) */
   double update_s;         /* ... in the norm, the non-finite check and Adam */
@@ -63,6 +64,7 @@ typedef struct {
   const uint32_t *rows; /* this step: rows of the rank's shard */
   int n;
   double recon, kl; /* this step: its images' summed loss terms */
+  double compute_s; /* this step: its own time in them (batch, noise, forward, backward) */
 } vae_worker;
 
 typedef struct vae_team vae_team;

@@ -166,6 +166,10 @@ typedef struct {
   float *dmulv;               /* (B, 2L) */
   float *cols;                /* im2col/col2im rows of the conv layers, cols_len floats (NULL: MLP) */
   size_t cols_len;
+  /* When set (NULL from vae_workspace_create): vae_backward also writes g's sums of squares by block
+   * of VAE_SQ_BLOCK floats (adam.h), each block's as soon as the layers writing it are done, while the
+   * gradient is still in cache; the same values vae_sum_squares_block gives on g afterwards. */
+  double *sq_blocks;
 } vae_workspace;
 
 vae_workspace *vae_workspace_create(const vae_config *c, int max_batch);
@@ -184,7 +188,8 @@ void vae_decoder_nll(const vae_config *c, vae_workspace *ws, const float *x, int
 void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, const float *x, const float *eps,
                  int B);
 /* After vae_forward on the same inputs: accumulates (+=) into g the gradient of
- *   scale * sum_b (recon_b + kl_weight * kl_b). */
+ *   scale * sum_b (recon_b + kl_weight * kl_b)
+ * (and with ws->sq_blocks set, g's block sums of squares after it). */
 void vae_backward(const vae_config *c, const vae_views *p, const vae_views *g, vae_workspace *ws,
                   const float *x, const float *eps, int B, float kl_weight, float scale);
 

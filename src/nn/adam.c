@@ -38,6 +38,15 @@ VAE_CLONES double vae_sum_squares_block(const float *x, size_t n) {
   return s;
 }
 
+void vae_sum_squares_tail(const float *x, size_t n, size_t from, double *blocks, size_t *end) {
+  const size_t first = (from + VAE_SQ_BLOCK - 1) / VAE_SQ_BLOCK;
+  for (size_t b = first; b < *end; b++) {
+    const size_t lo = b * VAE_SQ_BLOCK;
+    blocks[b] = vae_sum_squares_block(x + lo, n - lo < VAE_SQ_BLOCK ? n - lo : VAE_SQ_BLOCK);
+  }
+  if (first < *end) *end = first;
+}
+
 double vae_sum_squares(const float *x, size_t n) {
   double total = 0.0;
   for (size_t i = 0; i < n; i += VAE_SQ_BLOCK)

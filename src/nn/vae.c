@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adam.h"
 #include "error.h"
 #include "layers.h"
 #include "loss.h"
@@ -170,13 +171,16 @@ void vae_forward(const vae_config *c, const vae_views *p, vae_workspace *ws, con
  * alpha scales the last layer's gradients (and so every one below it). Returns the gradient of in0,
  * or NULL when want_din0 is 0 (the encoder's first layer: x needs none). */
 static const float *backward_layers(const vae_views *p, const vae_views *g, vae_workspace *ws, int lo, int hi,
-                                    const float *in0, const float *dy, float alpha, int want_din0, int B) {
+                                    const float *in0, const float *dy, float alpha, int want_din0, int B,
+                                    size_t *sq_end) {
   int cur = 0;
   for (int i = hi - 1; i >= lo; i--) {
     const vae_layer *l = &p->net.layer[i];
     const float *in = i > lo ? ws->act[i - 1] : in0;
     float *dx = i > lo || want_din0 ? ws->dbuf[cur] : NULL;
     layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, B, ws);
+    /* layers i.. are done: g from layer i's weights on is final (layers lie in buffer order) */
+    if (ws->sq_blocks) vae_sum_squares_tail(g->buf, g->net.n_params, l->w, ws->sq_blocks, sq_end);
     /* the ReLU of the layer below, applied to its output's gradient */
     if (i > lo && p->net.layer[i - 1].relu) vae_relu_backward(dx, in, (size_t)B * vae_layer_in_size(l));
     dy = dx;
@@ -192,11 +196,12 @@ void vae_backward(const vae_config *c, const vae_views *p, const vae_views *g, v
   const int L = c->latent;
   /* Decoder, output layer first. dout is d recon / d out; alpha = scale makes every gradient below
    * (including dz) the gradient of scale * loss. */
-  const float *dz = backward_layers(p, g, ws, p->net.n_enc, p->net.n, ws->z, ws->dout, scale, 1, B);
+  size_t sq_end = (g->net.n_params + VAE_SQ_BLOCK - 1) / VAE_SQ_BLOCK; /* blocks from here on: summed */
+  const float *dz = backward_layers(p, g, ws, p->net.n_enc, p->net.n, ws->z, ws->dout, scale, 1, B, &sq_end);
   /* d[mu | logvar] = scale kl_weight dKL + reparameterization share of dz. dz lives in a dbuf that
    * the encoder's backward may overwrite only after dmulv is formed. */
   vae_kl_backward(ws->dmulv, ws->mulv, scale * kl_weight, B, L);
   vae_reparam_backward(ws->dmulv, dz, ws->mulv, eps, B, L);
   /* Encoder, head first; the first layer's input gradient (w.r.t. x) is not needed. */
-  backward_layers(p, g, ws, 0, p->net.n_enc, x, ws->dmulv, 1.0f, 0, B);
+  backward_layers(p, g, ws, 0, p->net.n_enc, x, ws->dmulv, 1.0f, 0, B, &sq_end);
 }

@@ -132,11 +132,14 @@ int vae_train_fault_from_env(vae_nonfinite_fault *f, char *err) {
  * The step's phases: each runs on every worker thread at once (vae_team_run), k = the worker
  * ====================================================================================== */
 
+enum { NORM_PASS, NORM_IN_SUM, NORM_IN_BACKWARD };
+
 typedef struct {
   vae_trainer *t;
   const vae_shard *s;
   float kl_weight;
-  int fuse_norm; /* the on-node sum also takes the block squares (one rank: nothing is summed after it) */
+  int norm; /* where the summed gradient's block squares are taken (one rank: nothing is summed after
+             * the node's sum, one worker: after its backward pass) */
   vae_adam adam;
   long adam_t;
   float gscale;
@@ -155,10 +158,12 @@ static void phase_gradient(void *ctx, int k) {
   const vae_config *cfg = &t->o.model;
   const long step = t->st.step;
   const int g = t->d.rank * t->workers + k; /* the worker's global index */
+  const double t0 = vae_dist_time();
   memset(w->grads, 0, t->n_params * sizeof *w->grads);
   w->recon = w->kl = 0;
   if (w->n > 0) {
     vae_workspace *ws = w->ws;
+    ws->sq_blocks = c->norm == NORM_IN_BACKWARD ? t->sq_blocks : NULL;
     vae_shard_batch(c->s, w->rows, w->n, ws->x);
     vae_rng_normal(ws->eps, (size_t)w->n * (size_t)cfg->latent, t->o.seed, VAE_RNG_EPS, (uint32_t)g,
                    (uint64_t)step, 0);
@@ -173,7 +178,11 @@ static void phase_gradient(void *ctx, int k) {
   if (f->count > 0 && g == f->rank && step >= f->step && step - f->step < f->count) {
     w->recon = NAN;
     w->grads[0] = NAN;
+    if (c->norm == NORM_IN_BACKWARD)
+      t->sq_blocks[0] =
+          vae_sum_squares_block(w->grads, t->n_params < VAE_SQ_BLOCK ? t->n_params : VAE_SQ_BLOCK);
   }
+  w->compute_s = vae_dist_time() - t0;
 }
 
 VAE_CLONES static void add_floats(float *restrict dst, const float *restrict src, size_t n) {
@@ -190,7 +199,7 @@ static void phase_sum(void *ctx, int k) {
   for (size_t b = lo; b < hi; b += VAE_SQ_BLOCK) {
     size_t len = hi - b < VAE_SQ_BLOCK ? hi - b : VAE_SQ_BLOCK;
     for (int j = 1; j < t->workers; j++) add_floats(t->grads + b, t->w[j].grads + b, len);
-    if (c->fuse_norm) t->sq_blocks[b / VAE_SQ_BLOCK] = vae_sum_squares_block(t->grads + b, len);
+    if (c->norm == NORM_IN_SUM) t->sq_blocks[b / VAE_SQ_BLOCK] = vae_sum_squares_block(t->grads + b, len);
   }
 }
 
@@ -270,7 +279,8 @@ vae_step_result vae_train_step(vae_trainer *t, const vae_shard *s, const uint32_
   const long step = t->st.step;
   r.kl_weight = vae_train_kl_weight(&t->o, step);
   r.lr = vae_train_lr(&t->o, vae_train_world_workers(t), step);
-  step_ctx c = {.t = t, .s = s, .kl_weight = r.kl_weight, .fuse_norm = t->workers > 1 && t->d.size == 1};
+  step_ctx c = {.t = t, .s = s, .kl_weight = r.kl_weight, .norm = NORM_PASS};
+  if (t->d.size == 1) c.norm = t->workers > 1 ? NORM_IN_SUM : n[0] > 0 ? NORM_IN_BACKWARD : NORM_PASS;
   double t0 = vae_dist_time();
   vae_team_run(t->team, phase_gradient, &c);
   double t1 = vae_dist_time();
@@ -278,10 +288,12 @@ vae_step_result vae_train_step(vae_trainer *t, const vae_shard *s, const uint32_
   vae_train_trace(t, s, t->w[0].rows, t->w[0].n);
   if (t->workers > 1) vae_team_run(t->team, phase_sum, &c);
   r.compute_s = t1 - t0;
+  for (int k = 0; k < t->workers; k++)
+    r.worker_max_s = t->w[k].compute_s > r.worker_max_s ? t->w[k].compute_s : r.worker_max_s;
   r.node_sum_s = vae_dist_time() - t1;
   reduce_gradient(t, &r);
   t1 = vae_dist_time();
-  if (!c.fuse_norm) vae_team_run(t->team, phase_norm, &c);
+  if (c.norm == NORM_PASS) vae_team_run(t->team, phase_norm, &c);
   /* The gradient of the global batch's mean loss: the workers' summed gradient / its images. The block
    * squares added in order: vae_sum_squares of the summed gradient, whatever the threads. */
   double sq = 0.0;
