@@ -27,8 +27,23 @@ static int patch_row(const vae_conv_shape *s, int gy, int gx, int kh, int *y, in
   return *hi > *lo;
 }
 
-void vae_im2col(float *cols, size_t ldc, const float *img, size_t img_stride, int nb,
-                const vae_conv_shape *s) {
+/* One patch row: src's floats [a, e) of krow, zeros outside. A short row (a one-channel image's k
+ * floats) is one select loop, as GCC cannot turn it into memset/memcpy calls whose overhead would be
+ * most of its cost (im2col of the 28x28x1 layer: 1.30 ms per 128 images with calls, 0.54 without);
+ * a long one is faster as the calls (c = 32: 0.44 ms with them, 0.89 as the select loop). */
+static inline void patch_copy(float *restrict dst, const float *restrict src, size_t a, size_t e,
+                              size_t krow) {
+  if (krow < 32) {
+    for (size_t j = 0; j < krow; j++) dst[j] = j >= a && j < e ? src[j - a] : 0.0f;
+    return;
+  }
+  memset(dst, 0, a * sizeof *dst);
+  memcpy(dst + a, src, (e - a) * sizeof *dst);
+  memset(dst + e, 0, (krow - e) * sizeof *dst);
+}
+
+VAE_CLONES void vae_im2col(float *cols, size_t ldc, const float *img, size_t img_stride, int nb,
+                           const vae_conv_shape *s) {
   const size_t c = (size_t)s->c, krow = (size_t)s->k * c;
   for (int b = 0; b < nb; b++) {
     const float *im = img + (size_t)b * img_stride;
@@ -36,27 +51,21 @@ void vae_im2col(float *cols, size_t ldc, const float *img, size_t img_stride, in
       for (int gx = 0; gx < s->gw; gx++) {
         float *row = cols + (((size_t)b * (size_t)s->gh + (size_t)gy) * (size_t)s->gw + (size_t)gx) * ldc;
         for (int kh = 0; kh < s->k; kh++) {
-          float *dst = row + (size_t)kh * krow;
+          const float *src = im;
           int y, x0, lo, hi;
-          if (!patch_row(s, gy, gx, kh, &y, &x0, &lo, &hi)) {
-            memset(dst, 0, krow * sizeof *dst);
-            continue;
+          size_t a = 0, e = 0; /* a row above or below the image: all padding */
+          if (patch_row(s, gy, gx, kh, &y, &x0, &lo, &hi)) {
+            src = im + ((size_t)y * (size_t)s->w + (size_t)(x0 + lo)) * c;
+            a = (size_t)lo * c, e = (size_t)hi * c;
           }
-          memset(dst, 0, (size_t)lo * c * sizeof *dst);
-          memcpy(dst + (size_t)lo * c, im + ((size_t)y * (size_t)s->w + (size_t)(x0 + lo)) * c,
-                 (size_t)(hi - lo) * c * sizeof *dst);
-          memset(dst + (size_t)hi * c, 0, (size_t)(s->k - hi) * c * sizeof *dst);
+          patch_copy(row + (size_t)kh * krow, src, a, e, krow);
         }
       }
   }
 }
 
-VAE_CLONES static void add_run(float *restrict d, const float *restrict src, size_t n) {
-  for (size_t j = 0; j < n; j++) d[j] += src[j];
-}
-
-void vae_col2im(float *img, size_t img_stride, const float *cols, size_t ldc, int nb,
-                const vae_conv_shape *s) {
+VAE_CLONES void vae_col2im(float *img, size_t img_stride, const float *cols, size_t ldc, int nb,
+                           const vae_conv_shape *s) {
   const size_t c = (size_t)s->c, krow = (size_t)s->k * c;
   for (int b = 0; b < nb; b++) {
     float *im = img + (size_t)b * img_stride;
@@ -66,9 +75,11 @@ void vae_col2im(float *img, size_t img_stride, const float *cols, size_t ldc, in
             cols + (((size_t)b * (size_t)s->gh + (size_t)gy) * (size_t)s->gw + (size_t)gx) * ldc;
         for (int kh = 0; kh < s->k; kh++) {
           int y, x0, lo, hi;
-          if (patch_row(s, gy, gx, kh, &y, &x0, &lo, &hi))
-            add_run(im + ((size_t)y * (size_t)s->w + (size_t)(x0 + lo)) * c,
-                    row + (size_t)kh * krow + (size_t)lo * c, (size_t)(hi - lo) * c);
+          if (!patch_row(s, gy, gx, kh, &y, &x0, &lo, &hi)) continue;
+          float *restrict d = im + ((size_t)y * (size_t)s->w + (size_t)(x0 + lo)) * c;
+          const float *restrict src = row + (size_t)kh * krow + (size_t)lo * c;
+          const size_t n = (size_t)(hi - lo) * c;
+          for (size_t j = 0; j < n; j++) d[j] += src[j];
         }
       }
   }
