@@ -8,9 +8,11 @@
 #                                                    tens of minutes on 2 cores; run it on a quiet machine)
 # Speed (samples/s of training steps; medians over R rounds, each round runs every configuration once
 # in turn so that the machine's load is shared alike; ratios of the medians):
-#   vae_mpi np 1 (--threads 1) and np 2, 128 images per rank, one epoch of the first 256 x --steps
-#     training images (a temporary copy: np 2 takes --steps steps, np 1 twice as many), its epoch
-#     record's samples_per_s (training steps only, the batch gather included), and peak RSS;
+#   vae_mpi np 1 (--threads 1), np 2 and 1 rank x 2 worker threads (--threads 2, mpirun --bind-to none:
+#     issue 16's ranks x threads, the gradient summed in shared memory, no MPI sum), 128 images per
+#     worker, one epoch of the first 256 x --steps training images (a temporary copy: np 2 and 1 x 2
+#     take --steps steps, np 1 twice as many), its epoch record's samples_per_s (training steps only,
+#     the batch gather included), and peak RSS;
 #   PyTorch one process at 1 and 2 threads and DDP 2 x 1 (gloo), 128 per process, --steps steps, with
 #     OPENBLAS_CORETYPE set to vae_mpi's kernels (Debian's OpenBLAS, as vae_mpi uses it);
 #   the conv GEMM floor (vae_gemm_floor --conv ...: only the matrix products of one step, in the chunks
@@ -42,12 +44,14 @@ bench_setup bench-conv.sh vae_mpi vae_gemm_floor
 unset OPENBLAS_CORETYPE VAE_BLAS_CORETYPE
 core=$("$build/vae_gemm_floor" --seconds 0 | sed -n 's/.*"blas_core":"\([^"]*\)".*/\1/p')
 
-# vae NP BATCH OUT [extra...]: a fresh vae_mpi run of the conv model; OUT/metrics.jsonl.
+# vae NP BATCH OUT [extra...]: a fresh vae_mpi run of the conv model; OUT/metrics.jsonl. NP may be
+# "1x2": one rank of 2 worker threads, not bound to one core (--bind-to none).
 vae() {
-  local np=$1 batch=$2 out=$3
+  local np=$1 batch=$2 out=$3 how=()
   shift 3
+  case "$np" in *x*) how=(--bind-to none -np "${np%x*}"); set -- "$@" --threads "${np#*x}" ;; *) how=(-np "$np"); set -- "$@" --threads 1 ;; esac
   rm -rf "$out"
-  "${mpirun[@]}" -np "$np" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
+  "${mpirun[@]}" "${how[@]}" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
     --no-images "${model[@]}" "$@" >"$out.log" 2>&1 || { echo "bench-conv.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }
 }
 # torch THREADS OUT [extra...]: scripts/torch_vae.py's conv model, JSON lines in OUT.
@@ -60,7 +64,7 @@ torch() {
 
 if [ "$quality" = 1 ]; then
   echo "quality: Fashion-MNIST ${model[*]}, Bernoulli, $epochs epochs: vae_mpi np 2 x 64, PyTorch 1 process x 128 (load: $(cut -d' ' -f1-3 /proc/loadavg))"
-  vae 2 64 "$tmp/q" --epochs "$epochs" --threads 1
+  vae 2 64 "$tmp/q" --epochs "$epochs"
   torch 1 "$tmp/q-torch.jsonl" --epochs "$epochs" --batch-size 128
   "$py" - "$tmp/q/metrics.jsonl" "$tmp/q-torch.jsonl" <<'EOF'
 import json, sys
@@ -94,8 +98,8 @@ for r in $(seq 1 "$repeats"); do
   wait
   sed 's/^{/{"what":"floor2a",/' "$tmp/f2a" >>"$res"
   sed 's/^{/{"what":"floor2b",/' "$tmp/f2b" >>"$res"
-  for np in 1 2; do
-    vae "$np" 128 "$tmp/np$np" --epochs 1 --threads 1
+  for np in 1 2 1x2; do
+    vae "$np" 128 "$tmp/np$np" --epochs 1
     sed -n "s/^{\"type\":\"epoch\"/{\"what\":\"np$np\"/p" "$tmp/np$np/metrics.jsonl" >>"$res"
   done
   for cfg in "torch1 1" "torch2 2" "ddp2 1 --ddp 2"; do
@@ -117,12 +121,14 @@ sps = lambda what: med(what, "samples_per_s")
 floor1 = sps("floor1")
 floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
                            zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
-np1, np2, t1, t2, ddp = sps("np1"), sps("np2"), sps("torch1"), sps("torch2"), sps("ddp2")
+np1, np2, x2, t1, t2, ddp = sps("np1"), sps("np2"), sps("np1x2"), sps("torch1"), sps("torch2"), sps("ddp2")
 best_torch = max(t1, t2)
+node, node_name = (np2, "np 2") if np2 >= x2 else (x2, "1 rank x 2 threads")
 print(f"samples/s, median of {sys.argv[2]} rounds of {steps} steps (Fashion-MNIST, --conv 32,64 --hidden 256 --latent 20,"
       f" 128 images per rank/process); OpenBLAS kernels {core} for all; load average {load0} at the start, {load1} at the end")
 for name, v in [("conv GEMM floor, 1 core", floor1), ("conv GEMM floor, 2 cores (two copies summed)", floor2),
                 ("vae_mpi np 1 (1 BLAS thread)", np1), ("vae_mpi np 2", np2),
+                ("vae_mpi 1 rank x 2 worker threads (--threads 2)", x2),
                 ("PyTorch 1 process, 1 thread", t1), ("PyTorch 1 process, 2 threads", t2),
                 ("PyTorch DDP 2 processes x 1 thread (gloo)", ddp)]:
     print(f"  {name:52s} {v:10.0f}")
@@ -130,18 +136,23 @@ checks = [
     ("np2 / PyTorch DDP 2 x 1", np2 / ddp, ">= 2.0"),
     ("np2 / best single-process PyTorch", np2 / best_torch, ">= 2.5"),
     ("np2 / 2-core conv GEMM floor", np2 / floor2, ">= 0.6"),
+    ("1 rank x 2 threads / PyTorch DDP 2 x 1", x2 / ddp, ""),
+    ("1 rank x 2 threads / np 2", x2 / np2, "(which to launch)"),
+    (f"best 2-core layout ({node_name}) / PyTorch DDP 2 x 1", node / ddp, ">= 2.0"),
+    (f"best 2-core layout ({node_name}) / 2-core conv GEMM floor", node / floor2, ""),
     ("np1 / 1-core conv GEMM floor", np1 / floor1, ""),
     ("np1 / PyTorch 1 thread", np1 / t1, ""),
     ("np2 / np1", np2 / np1, ""),
 ]
-print(f"\n  {'ratio':48s} {'value':>10s}  target (issue 13)")
+print(f"\n  {'ratio':64s} {'value':>10s}  target (issue 13)")
 for name, v, target in checks:
-    print(f"  {name:48s} {v:10.3f}  {target}")
+    print(f"  {name:64s} {v:10.3f}  {target}")
 f1 = [r for r in rows if r["what"] == "floor1"]
 gemm_ms = statistics.median(r["step_ms"] for r in f1) if "step_ms" in f1[0] else float("nan")
 step_ms = statistics.median(r["kernels_step_ms"] for r in f1) if "kernels_step_ms" in f1[0] else float("nan")
 ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
 print(f"\n  one thread, 128 images: GEMMs alone {gemm_ms:.1f} ms, the kernels' forward + backward {step_ms:.1f} ms"
       f" (the rest: im2col, col2im, elementwise); np2 allreduce share of train time {ar:.3f};"
-      f" peak RSS per rank np1 {med('np1', 'peak_rss_mib'):.0f} MiB, np2 {med('np2', 'peak_rss_mib'):.0f} MiB")
+      f" peak RSS per rank np1 {med('np1', 'peak_rss_mib'):.0f} MiB, np2 {med('np2', 'peak_rss_mib'):.0f} MiB,"
+      f" 1 x 2 {med('np1x2', 'peak_rss_mib'):.0f} MiB")
 EOF
