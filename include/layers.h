@@ -60,15 +60,17 @@ void vae_col2im(float *img, size_t img_stride, const float *cols, size_t ldc, in
 /* out = conv(in) + bias [then ReLU]. */
 void vae_conv2d_forward(float *out, const float *inp, const float *w, const float *b, int relu,
                         const vae_conv_shape *s, int B, float *cols, size_t cols_len);
-/* As vae_linear_backward: dinp OVERWRITTEN (skipped when NULL), dw and db accumulated, all times alpha. */
+/* As vae_linear_backward: dinp OVERWRITTEN (skipped when NULL), dw and db accumulated, all times alpha;
+ * then, when relu_mask is not NULL, dinp zeroed where relu_mask <= 0 (vae_relu_backward with the ReLU
+ * output below, relu_mask (B, in size), done chunk by chunk while dinp is in cache). */
 void vae_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                         const float *w, float alpha, const vae_conv_shape *s, int B, float *cols,
-                         size_t cols_len);
+                         const float *w, float alpha, const float *relu_mask, const vae_conv_shape *s, int B,
+                         float *cols, size_t cols_len);
 void vae_convt2d_forward(float *out, const float *inp, const float *w, const float *b, int relu,
                          const vae_conv_shape *s, int B, float *cols, size_t cols_len);
 void vae_convt2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, float alpha, const vae_conv_shape *s, int B, float *cols,
-                          size_t cols_len);
+                          const float *w, float alpha, const float *relu_mask, const vae_conv_shape *s, int B,
+                          float *cols, size_t cols_len);
 
 /* z (B, L) = mu + exp(0.5 logvar) * eps, with mulv (B, 2L) holding [mu | logvar] per row. */
 void vae_reparam_forward(float *z, const float *mulv, const float *eps, int B, int L);

@@ -150,7 +150,8 @@ static void run(const geom *g, int transposed, int heads, uint64_t seed) {
     fd[i] = (lp - lm) / (2 * h);
   }
   const float alpha = 0.75f, w0 = 0.5f, b0 = -0.25f; /* dw, db accumulate onto w0, b0 */
-  float *dx = malloc(l.nx * sizeof *dx), *dw = malloc((size_t)heads * l.nw * sizeof *dw);
+  float *dx = malloc(l.nx * sizeof *dx), *tmp_dx = malloc(l.nx * sizeof *tmp_dx);
+  float *dw = malloc((size_t)heads * l.nw * sizeof *dw);
   float *db = malloc((size_t)heads * l.nb * sizeof *db);
   double *got = malloc(nv * sizeof *got);
   for (int pass = 0; pass < 3; pass++) {
@@ -160,8 +161,8 @@ static void run(const geom *g, int transposed, int heads, uint64_t seed) {
       (transposed ? vae_convt2d_backward_ref : vae_conv2d_backward_ref)(dx, dw, db, dyf, x, w, alpha, &l.sh,
                                                                         g->B);
     else
-      (transposed ? vae_convt2d_backward : vae_conv2d_backward)(dx, dw, db, dyf, x, w, alpha, &l.sh, g->B,
-                                                                cols, lens[pass]);
+      (transposed ? vae_convt2d_backward : vae_conv2d_backward)(dx, dw, db, dyf, x, w, alpha, NULL, &l.sh,
+                                                                g->B, cols, lens[pass]);
     for (size_t i = 0; i < l.nx; i++) got[i] = dx[i] / alpha;
     for (int h = 0; h < heads; h++)
       for (size_t i = 0; i < l.nw; i++)
@@ -184,11 +185,24 @@ static void run(const geom *g, int transposed, int heads, uint64_t seed) {
             "%s: perturbed dw passed", what);
     }
   }
+  /* the ReLU below fused (relu_mask; here x, about half of it <= 0): the same dx as without it (chunks
+   * of 1 image), zeroed exactly where the mask is <= 0 */
+  (transposed ? vae_convt2d_backward : vae_conv2d_backward)(dx, dw, db, dyf, x, w, alpha, x, &l.sh, g->B,
+                                                            cols, lens[0]);
+  size_t masked = 0, off = 0;
+  (transposed ? vae_convt2d_backward : vae_conv2d_backward)(tmp_dx, dw, db, dyf, x, w, alpha, NULL, &l.sh,
+                                                            g->B, cols, lens[0]);
+  for (size_t i = 0; i < l.nx; i++) {
+    masked += x[i] <= 0;
+    off += dx[i] != (x[i] <= 0 ? 0.0f : tmp_dx[i]);
+  }
+  CHECK(off == 0 && masked > 0 && masked < l.nx,
+        "%s: relu_mask: %zu of %zu input gradients wrong (%zu masked)", what, off, l.nx, masked);
   /* NULL dinp: only the weights (the first layer of the encoder) */
   for (size_t i = 0; i < (size_t)heads * l.nw; i++) dw[i] = 0;
   for (size_t i = 0; i < (size_t)heads * l.nb; i++) db[i] = 0;
-  (transposed ? vae_convt2d_backward : vae_conv2d_backward)(NULL, dw, db, dyf, x, w, 1.0f, &l.sh, g->B, cols,
-                                                            lens[0]);
+  (transposed ? vae_convt2d_backward : vae_conv2d_backward)(NULL, dw, db, dyf, x, w, 1.0f, NULL, &l.sh, g->B,
+                                                            cols, lens[0]);
   double worst = 0;
   for (int h = 0; h < heads; h++)
     for (size_t i = 0; i < l.nw; i++)
@@ -196,7 +210,7 @@ static void run(const geom *g, int transposed, int heads, uint64_t seed) {
                               (fabs(fd[l.nx + h * l.nw + i]) + 1e-3));
   CHECK(worst < 1e-4, "%s: weight gradient without dinp off by %g", what, worst);
   free(v), free(dyf), free(l.dy), free(w), free(vd), free(yd), free(tmp), free(cols), free(y), free(fd);
-  free(dx), free(dw), free(db), free(got);
+  free(dx), free(tmp_dx), free(dw), free(db), free(got);
 }
 
 /* im2col and col2im are adjoint: <im2col(x), c> = <x, col2im(c)> for every x, c. */

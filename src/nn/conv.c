@@ -119,8 +119,8 @@ void vae_conv2d_forward(float *out, const float *inp, const float *w, const floa
 }
 
 void vae_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                         const float *w, float alpha, const vae_conv_shape *s, int B, float *cols,
-                         size_t cols_len) {
+                         const float *w, float alpha, const float *relu_mask, const vae_conv_shape *s, int B,
+                         float *cols, size_t cols_len) {
   const size_t in_img = (size_t)s->h * s->w * s->c, out_img = (size_t)s->gh * s->gw * s->n;
   const int Kd = s->k * s->k * s->c, nb = chunk_images(s, B, cols_len), pw = is_pointwise(s);
   for (int b0 = 0; b0 < B; b0 += nb) {
@@ -137,9 +137,12 @@ void vae_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
     /* dcols (M, Kd) = alpha dY W; col2im adds each patch back where it was read */
     float *dx = dinp + (size_t)b0 * in_img, *dc = pw ? dx : cols;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, Kd, s->n, alpha, dy, s->n, w, Kd, 0.0f, dc, Kd);
-    if (pw) continue;
-    memset(dx, 0, (size_t)m * in_img * sizeof *dx);
-    vae_col2im(dx, in_img, cols, (size_t)Kd, m, s);
+    if (!pw) {
+      memset(dx, 0, (size_t)m * in_img * sizeof *dx);
+      vae_col2im(dx, in_img, cols, (size_t)Kd, m, s);
+    }
+    /* the ReLU below, on the chunk while it is in cache */
+    if (relu_mask) vae_relu_backward(dx, relu_mask + (size_t)b0 * in_img, (size_t)m * in_img);
   }
 }
 
@@ -168,8 +171,8 @@ void vae_convt2d_forward(float *out, const float *inp, const float *w, const flo
 }
 
 void vae_convt2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, float alpha, const vae_conv_shape *s, int B, float *cols,
-                          size_t cols_len) {
+                          const float *w, float alpha, const float *relu_mask, const vae_conv_shape *s, int B,
+                          float *cols, size_t cols_len) {
   const size_t hwc = (size_t)s->h * s->w * s->c, out_img = (size_t)s->heads * hwc;
   const size_t in_img = (size_t)s->gh * s->gw * s->n, kkc = (size_t)s->k * s->k * s->c;
   const int KdO = (int)((size_t)s->heads * kkc), nb = chunk_images(s, B, cols_len);
@@ -186,9 +189,11 @@ void vae_convt2d_backward(float *dinp, float *dw, float *db, const float *dout, 
       for (int hd = 0; hd < s->heads; hd++)
         vae_bias_backward(db + (size_t)hd * s->c, dy + (size_t)i * out_img + (size_t)hd * hwc, alpha,
                           s->h * s->w, s->c);
-    /* dX (M, n) = alpha dcols W */
-    if (dinp)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, s->n, KdO, alpha, cols, KdO, w, s->n, 0.0f,
-                  dinp + (size_t)b0 * in_img, s->n);
+    /* dX (M, n) = alpha dcols W, then the ReLU below on the chunk */
+    if (!dinp) continue;
+    float *dx = dinp + (size_t)b0 * in_img;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, s->n, KdO, alpha, cols, KdO, w, s->n, 0.0f, dx,
+                s->n);
+    if (relu_mask) vae_relu_backward(dx, relu_mask + (size_t)b0 * in_img, (size_t)m * in_img);
   }
 }

@@ -92,21 +92,25 @@ static void layer_forward(const vae_layer *l, const float *P, float *out, const 
 }
 
 /* Given dy = dL/d(layer output) (B, out size), accumulates alpha * the weight and bias gradients into G
- * and writes alpha * dL/d(input) into dx (skipped when dx is NULL). */
+ * and writes alpha * dL/d(input) into dx (skipped when dx is NULL); then, when relu_below, zeroes dx
+ * where in <= 0 (the ReLU of the layer below; the conv kernels do it chunk by chunk). */
 static void layer_backward(const vae_layer *l, const float *P, float *G, float *dx, const float *dy,
-                           const float *in, float alpha, int B, vae_workspace *ws) {
+                           const float *in, float alpha, int relu_below, int B, vae_workspace *ws) {
   const int IN = (int)vae_layer_in_size(l), OUT = (int)vae_layer_out_size(l);
   vae_conv_shape s = vae_layer_conv_shape(l);
   const size_t nc = vae_layer_cols_len(l, B);
   switch (l->kind) {
     case VAE_LAYER_CONV2D:
-      vae_conv2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, &s, B, ws->cols, nc);
+      vae_conv2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, relu_below ? in : NULL, &s, B,
+                          ws->cols, nc);
       break;
     case VAE_LAYER_CONVT2D:
-      vae_convt2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, &s, B, ws->cols, nc);
+      vae_convt2d_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, relu_below ? in : NULL, &s, B,
+                           ws->cols, nc);
       break;
     case VAE_LAYER_LINEAR:
       vae_linear_backward(dx, G + l->w, G + l->b, dy, in, P + l->w, alpha, B, IN, OUT);
+      if (relu_below) vae_relu_backward(dx, in, (size_t)B * (size_t)IN);
       break;
   }
 }
@@ -178,11 +182,9 @@ static const float *backward_layers(const vae_views *p, const vae_views *g, vae_
     const vae_layer *l = &p->net.layer[i];
     const float *in = i > lo ? ws->act[i - 1] : in0;
     float *dx = i > lo || want_din0 ? ws->dbuf[cur] : NULL;
-    layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, B, ws);
+    layer_backward(l, p->buf, g->buf, dx, dy, in, alpha, i > lo && p->net.layer[i - 1].relu, B, ws);
     /* layers i.. are done: g from layer i's weights on is final (layers lie in buffer order) */
     if (ws->sq_blocks) vae_sum_squares_tail(g->buf, g->net.n_params, l->w, ws->sq_blocks, sq_end);
-    /* the ReLU of the layer below, applied to its output's gradient */
-    if (i > lo && p->net.layer[i - 1].relu) vae_relu_backward(dx, in, (size_t)B * vae_layer_in_size(l));
     dy = dx;
     cur ^= 1;
     alpha = 1.0f;
