@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --quality) quality=1; shift ;;
     --epochs) epochs=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench-conv.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
