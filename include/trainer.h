@@ -45,7 +45,6 @@ typedef struct {
   double recon, kl, count; /* the global batch's summed recon and KL (nats) and its images */
   double grad_norm;        /* L2 norm of the global batch's mean-loss gradient, before clipping */
   double compute_s;        /* this rank's time in its workers' batch, noise, forward and backward */
-  double worker_max_s;     /* ... the slowest worker's own time in them (compute_s less the wait) */
   double node_sum_s;       /* ... in the workers' on-node gradient sum (0 with one worker) */
   double allreduce_s;      /* ... in the gradient allreduce between ranks (waiting included) */
   double update_s;         /* ... in the norm, the non-finite check and Adam */

@@ -222,6 +222,6 @@ for w, name, allow in [("loop1x1", "np 1 x 1", f"80% of the 1-core floor allows 
                        ("loop1x2", "1 rank x 2 threads", f"75% of the 2-core floor allows {2 * 128 / (0.75 * floor2) * 1e3:.2f}")]:
     ms = {k: med(w, k + "_ms") for k in ("step", "median_step", "compute", "worker", "node_sum", "allreduce", "update")}
     print(f"  train's step at {name} (ms per step, slowest rank): {ms['step']:.2f} (median {ms['median_step']:.2f})"
-          f" = compute {ms['compute']:.2f} (the slowest worker's own {ms['worker']:.2f}) + on-node sum {ms['node_sum']:.2f}"
+          f" = compute {ms['compute']:.2f} (the slowest worker's mean own {ms['worker']:.2f}) + on-node sum {ms['node_sum']:.2f}"
           f" + MPI_Allreduce {ms['allreduce']:.2f} + norm + Adam {ms['update']:.2f}; {allow}")
 EOF

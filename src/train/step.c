@@ -288,8 +288,6 @@ vae_step_result vae_train_step(vae_trainer *t, const vae_shard *s, const uint32_
   vae_train_trace(t, s, t->w[0].rows, t->w[0].n);
   if (t->workers > 1) vae_team_run(t->team, phase_sum, &c);
   r.compute_s = t1 - t0;
-  for (int k = 0; k < t->workers; k++)
-    r.worker_max_s = t->w[k].compute_s > r.worker_max_s ? t->w[k].compute_s : r.worker_max_s;
   r.node_sum_s = vae_dist_time() - t1;
   reduce_gradient(t, &r);
   t1 = vae_dist_time();
