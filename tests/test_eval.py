@@ -13,7 +13,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from vaetest import check, done, epochs, expect_error, mpirun, run1, write_images
+from vaetest import SANITIZED, check, done, epochs, expect_error, mpirun, run1, write_images
 
 SRC = os.environ.get("VAE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
 PY = os.environ.get("VAE_PY", "/usr/bin/python3")
@@ -49,10 +49,15 @@ for e in (1, 2):
     r = png_header(os.path.join(run, f"reconstruction-epoch-{e}.png"))
     check(s == grid(64, 8) + (8, 0), f"samples-epoch-{e}.png: {s}, expected 233x233 gray")
     check(r == grid(16, 8) + (8, 0), f"reconstruction-epoch-{e}.png: {r}, expected 233x59 gray")
-noimg = os.path.join(tmp, "noimg")
-p = mpirun(2, ["train", "--data", data, "--out", noimg, "--epochs", "1", "--batch-size", "32", "--no-images"], quiet=True)
-check(p.returncode == 0, f"train --no-images: {p.stderr[-1000:]}")
-check(not [f for f in os.listdir(noimg) if f.endswith(".png")], f"--no-images wrote {os.listdir(noimg)}")
+# Release-only (vaetest.SANITIZED), as are the np 1 eval without --iw-samples and the --seed 4 eval below:
+# every other script test trains with --no-images under the sanitizers; eval at np 1 runs there with
+# --iw-samples, and another seed is the same C path with other numbers.
+if not SANITIZED:
+    noimg = os.path.join(tmp, "noimg")
+    p = mpirun(2, ["train", "--data", data, "--out", noimg, "--epochs", "1", "--batch-size", "32", "--no-images"],
+               quiet=True)
+    check(p.returncode == 0, f"train --no-images: {p.stderr[-1000:]}")
+    check(not [f for f in os.listdir(noimg) if f.endswith(".png")], f"--no-images wrote {os.listdir(noimg)}")
 ck = os.path.join(run, "checkpoint.h5")
 last = epochs(run)[-1]
 
@@ -70,21 +75,24 @@ def evaluate(np_, *extra):
         return {}
 
 
-e1, e2 = evaluate(1), evaluate(2)
-for name, e in (("np1", e1), ("np2", e2)):
+e2 = evaluate(2)
+e1 = None if SANITIZED else evaluate(1)
+for name, e in (("np1", e1), ("np2", e2))[1 if SANITIZED else 0:]:
     check(e.get("images") == 203, f"{name}: images {e.get('images')}")
     check(abs(e["elbo"] + e["recon"] + e["kl"]) < 1e-9 * abs(e["elbo"]), f"{name}: elbo != -(recon + kl): {e}")
     check(abs(e["bits_per_dim"] - (-e["elbo"] / (784 * math.log(2)))) < 1e-12, f"{name}: bits_per_dim {e}")
     check("iw_log_likelihood" not in e and "iw_samples" not in e, f"{name}: IW keys without --iw-samples")
     check(e["seed"] == 3, f"{name}: seed {e.get('seed')} is not the checkpoint's 3")
-check(abs(e1["elbo"] - e2["elbo"]) <= 1e-9 * abs(e1["elbo"]), f"ELBO np1 {e1['elbo']!r} != np2 {e2['elbo']!r}")
+if e1 is not None:
+    check(abs(e1["elbo"] - e2["elbo"]) <= 1e-9 * abs(e1["elbo"]), f"ELBO np1 {e1['elbo']!r} != np2 {e2['elbo']!r}")
 # train printed test_elbo with 10 significant digits.
 check(abs(e2["elbo"] - last["test_elbo"]) <= 2e-9 * abs(last["test_elbo"]),
       f"eval ELBO {e2['elbo']!r} != train's last test_elbo {last['test_elbo']!r}")
 # Another seed is other noise: the ELBO moves.
-e3 = evaluate(2, "--seed", "4")
-check(e3["elbo"] != e2["elbo"] and abs(e3["elbo"] - e2["elbo"]) < 0.05 * abs(e2["elbo"]),
-      f"--seed 4 ELBO {e3['elbo']} vs {e2['elbo']}")
+if not SANITIZED:
+    e3 = evaluate(2, "--seed", "4")
+    check(e3["elbo"] != e2["elbo"] and abs(e3["elbo"] - e2["elbo"]) < 0.05 * abs(e2["elbo"]),
+          f"--seed 4 ELBO {e3['elbo']} vs {e2['elbo']}")
 
 i2, i1 = evaluate(2, "--iw-samples", "50"), evaluate(1, "--iw-samples", "50", "--batch-size", "37")
 for name, e in (("np2", i2), ("np1", i1)):

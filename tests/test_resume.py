@@ -13,7 +13,7 @@ import time
 import h5py
 import numpy as np
 
-from vaetest import VAE_MPI, check, done, epochs, mpirun, training_fields, write_images
+from vaetest import SANITIZED, VAE_MPI, check, done, epochs, mpirun, training_fields, write_images
 
 tmp = tempfile.mkdtemp(prefix="vae_resume_")
 data = os.path.join(tmp, "d.h5")
@@ -48,7 +48,10 @@ for np_ in (1, 2):
     check(p.returncode == 0, f"np{np_} reference run: {p.stderr[-800:]}")
     ref_state, ref_attrs = state(ref)
     check(int(ref_attrs["step"]) == 3 * steps_per_epoch, f"np{np_}: reference step {ref_attrs['step']}")
-    for where, stop in (("mid-epoch", steps_per_epoch + steps_per_epoch // 2), ("epoch boundary", steps_per_epoch)):
+    stops = [("mid-epoch", steps_per_epoch + steps_per_epoch // 2), ("epoch boundary", steps_per_epoch)]
+    if SANITIZED and np_ == 1:  # the resume at an epoch boundary runs at np 2 below; mid-epoch at both
+        stops = stops[:1]
+    for where, stop in stops:
         out = os.path.join(tmp, f"np{np_}-{where.replace(' ', '-')}")
         p = train(np_, out, "--epochs", "3", "--max-steps", str(stop))
         check(p.returncode == 0 and "--max-steps" in p.stdout, f"np{np_} {where}: stop run: {p.returncode} {p.stderr[-500:]}")
@@ -131,10 +134,13 @@ for how, extra in (("SIGUSR1 to mpirun", ()), ("SIGTERM to the ranks", ()),
     check(p.returncode == 0 and f"step {int(attrs['step'])}" in p.stdout, f"{how}: resume: {p.stdout[:300]} {p.stderr[-300:]}")
 
 # A kill in the middle of a checkpoint write (fault injection) never leaves an unloadable checkpoint.
+# Every point starts from its own copy of one 1-epoch run (the lock is fcntl's: nothing in the copy).
+first = os.path.join(tmp, "fault-first")
+p = train(2, first, "--epochs", "1")
+check(p.returncode == 0, f"fault points: first run: {p.stderr[-300:]}")
 for point in ("after-create", "mid-tensors", "before-fsync", "before-rename", "after-rename"):
     out = os.path.join(tmp, "fault-" + point)
-    p = train(2, out, "--epochs", "1")
-    check(p.returncode == 0, f"{point}: first run: {p.stderr[-300:]}")
+    shutil.copytree(first, out)
     p = train(2, out, "--epochs", "2", "--resume", "auto", env={"VAE_FAULT_CHECKPOINT": point}, quiet=True)
     check(p.returncode != 0, f"{point}: the faulted run exited 0")
     _, attrs = state(out)  # raises if unloadable

@@ -7,7 +7,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from vaetest import check, dir_state, done, expect_error, mpirun, write_images
+from vaetest import check, dir_state, done, expect_error, mpirun, sanitizer_subset, write_images
 
 tmp = tempfile.mkdtemp(prefix="vae_err_")
 good = os.path.join(tmp, "good.h5")
@@ -58,6 +58,19 @@ cases = [
     ("mismatched resume", 2, ["--data", good, "--out", out, "--resume", "auto", "--latent", "7"], ["latent"]),
     ("mismatched decoder", 2, ["--data", good, "--out", out, "--resume", "auto", "--decoder", "gaussian"], ["decoder"]),
 ]
+# Release-only (vaetest.SANITIZED): each repeats a C path that a kept case here or a test_robust.py case
+# runs under the sanitizers with other values.
+RELEASE_ONLY = [
+    "negative lr", "negative comm timeout",  # vae_train_opts_validate: "zero batch"
+    "missing test dataset",  # the test set's probe: test_robust's "missing test dataset"
+    "int16",  # the dtype refusal: test_robust's int32, uint16, float16
+    "rank 1",  # the rank check: test_robust's "rank 5", "scalar"
+    "nan",  # the value scan: test_robust's "inf", "nan chunked"
+    "outside [0,1] for bernoulli",  # the [0, 1] check: test_robust's "negative for bernoulli"
+    "fewer rows than ranks",  # test_robust's "fewer rows than ranks" (3 ranks)
+    "mismatched resume", "mismatched decoder",  # match.c: test_robust's "checkpoint other architecture", "... decoder"
+]
+cases = sanitizer_subset(cases, RELEASE_ONLY, "test_train_errors")
 for name, np_, args, words in cases:
     try:
         p = mpirun(np_, ["train", "--no-images", *args], timeout=60, quiet=True)
