@@ -35,7 +35,7 @@ PLANTS = [
     ("adam-float-betas", "Adam's 1 - beta2 from the float beta2 (the rounding 6a6928e fixed: v 1.3e-5 off)",
      [("src/nn/adam.c", "omb2 = (float)(1.0 - a->beta2)", "omb2 = 1.0f - (float)a->beta2")]),
     ("grad-mean-local-count", "the summed gradient divided by this rank's image count, not the global one",
-     [("src/train/step.c", "float gscale = (float)(1.0 / r.count);", "float gscale = (float)(1.0 / n);")]),
+     [("src/train/step.c", "c.gscale = (float)(1.0 / r.count);", "c.gscale = (float)(1.0 / n[0]);")]),
     ("grad-norm-of-sum", "the norm (and so the clip) taken of the summed gradient, not of the mean",
      [("src/train/step.c", "r.grad_norm = sqrt(sq) / r.count;", "r.grad_norm = sqrt(sq);")]),
     ("no-skip-nonfinite", "a step with a non-finite loss or gradient applied instead of skipped",
