@@ -21,6 +21,11 @@ void vae_linear_relu_forward(float *out, const float *inp, const float *w, const
  * dinp must not alias dout. */
 void vae_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *w, float alpha, int B, int IN, int OUT);
+/* C (M, N), row-major with row stride N, = alpha op(A) op(B), op transposing when trans_a / trans_b,
+ * overwritten: cblas_sgemm with beta 0, but C zeroed with memset and beta 1 (faster with OpenBLAS
+ * 0.3.21, the same bits; layers.c). */
+void vae_gemm_overwrite(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *a, int lda,
+                        const float *b, int ldb, float *c);
 /* y (rows, n) += b per row, then ReLU when relu: the elementwise pass after a layer's GEMM. */
 void vae_bias_act(float *y, const float *b, int rows, int n, int relu);
 /* db (n) += alpha * column sums of dy (rows, n): every layer's bias gradient. */

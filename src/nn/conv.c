@@ -113,7 +113,7 @@ void vae_conv2d_forward(float *out, const float *inp, const float *w, const floa
     }
     float *y = out + (size_t)b0 * out_img;
     /* Y (M, n) = cols (M, Kd) W^T, W (n, Kd) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s->n, Kd, 1.0f, A, Kd, w, Kd, 0.0f, y, s->n);
+    vae_gemm_overwrite(0, 1, M, s->n, Kd, 1.0f, A, Kd, w, Kd, y);
     vae_bias_act(y, b, M, s->n, relu);
   }
 }
@@ -136,7 +136,7 @@ void vae_conv2d_backward(float *dinp, float *dw, float *db, const float *dout, c
     if (!dinp) continue;
     /* dcols (M, Kd) = alpha dY W; col2im adds each patch back where it was read */
     float *dx = dinp + (size_t)b0 * in_img, *dc = pw ? dx : cols;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, Kd, s->n, alpha, dy, s->n, w, Kd, 0.0f, dc, Kd);
+    vae_gemm_overwrite(0, 0, M, Kd, s->n, alpha, dy, s->n, w, Kd, dc);
     if (!pw) {
       memset(dx, 0, (size_t)m * in_img * sizeof *dx);
       vae_col2im(dx, in_img, cols, (size_t)Kd, m, s);
@@ -156,8 +156,7 @@ void vae_convt2d_forward(float *out, const float *inp, const float *w, const flo
   for (int b0 = 0; b0 < B; b0 += nb) {
     const int m = B - b0 < nb ? B - b0 : nb, M = m * s->gh * s->gw;
     /* cols (M, heads*k*k*c) = X (M, n) W^T, W (heads*k*k*c, n) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, KdO, s->n, 1.0f, inp + (size_t)b0 * in_img, s->n,
-                w, s->n, 0.0f, cols, KdO);
+    vae_gemm_overwrite(0, 1, M, KdO, s->n, 1.0f, inp + (size_t)b0 * in_img, s->n, w, s->n, cols);
     float *y = out + (size_t)b0 * out_img;
     /* the patches add up in a zeroed output, then each head's bias and the ReLU in one pass */
     memset(y, 0, (size_t)m * out_img * sizeof *y);
@@ -192,8 +191,7 @@ void vae_convt2d_backward(float *dinp, float *dw, float *db, const float *dout, 
     /* dX (M, n) = alpha dcols W, then the ReLU below on the chunk */
     if (!dinp) continue;
     float *dx = dinp + (size_t)b0 * in_img;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, s->n, KdO, alpha, cols, KdO, w, s->n, 0.0f, dx,
-                s->n);
+    vae_gemm_overwrite(0, 0, M, s->n, KdO, alpha, cols, KdO, w, s->n, dx);
     if (relu_mask) vae_relu_backward(dx, relu_mask + (size_t)b0 * in_img, (size_t)m * in_img);
   }
 }
