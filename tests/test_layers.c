@@ -72,6 +72,12 @@ static void test_linear(void) {
   vae_relu_backward(dh, h, 6);
   CHECK(dh[0] == 5 && dh[1] == 0 && dh[2] == 0 && dh[3] == 8 && dh[4] == 0 && dh[5] == 10,
         "relu backward %g %g %g %g %g %g", dh[0], dh[1], dh[2], dh[3], dh[4], dh[5]);
+  /* bias + ReLU forward passes NaN on (as torch.relu), so that a NaN pre-activation reaches the
+   * non-finite check instead of becoming a silent 0 */
+  float ya[5] = {NAN, -1.0f, 2.0f, 0.0f, INFINITY}, ba[5] = {0, 0, 0, -0.5f, 0};
+  vae_bias_act(ya, ba, 1, 5, 1);
+  CHECK(isnan(ya[0]) && ya[1] == 0 && ya[2] == 2 && ya[3] == 0 && isinf(ya[4]),
+        "bias + relu forward %g %g %g %g %g", ya[0], ya[1], ya[2], ya[3], ya[4]);
   free(x), free(w), free(b), free(dy);
 }
 

@@ -34,7 +34,7 @@ VAE_CLONES void vae_bias_act(float *y, const float *b, int rows, int n, int relu
     if (relu)
       for (int o = 0; o < n; o++) {
         float v = yr[o] + b[o];
-        yr[o] = v > 0.0f ? v : 0.0f; /* a ternary, not fmaxf: NaN must reach the non-finite check */
+        yr[o] = v < 0.0f ? 0.0f : v; /* not fmaxf, nor v > 0 ? v : 0: NaN must pass, as torch.relu's */
       }
     else
       for (int o = 0; o < n; o++) yr[o] += b[o];
