@@ -47,9 +47,10 @@ core=$("$build/vae_gemm_floor" --seconds 0 | sed -n 's/.*"blas_core":"\([^"]*\)"
 # vae NP BATCH OUT [extra...]: a fresh vae_mpi run of the conv model; OUT/metrics.jsonl. NP may be
 # "1x2": one rank of 2 worker threads, not bound to one core (--bind-to none).
 vae() {
-  local np=$1 batch=$2 out=$3 how=()
+  local np=$1 batch=$2 out=$3 how threads
   shift 3
-  case "$np" in *x*) how=(--bind-to none -np "${np%x*}"); set -- "$@" --threads "${np#*x}" ;; *) how=(-np "$np"); set -- "$@" --threads 1 ;; esac
+  bench_layout "$np"
+  set -- "$@" --threads "${threads:-1}"
   rm -rf "$out"
   "${mpirun[@]}" "${how[@]}" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
     --no-images "${model[@]}" "$@" >"$out.log" 2>&1 || { echo "bench-conv.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }

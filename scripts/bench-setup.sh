@@ -3,6 +3,9 @@
 # checks that the build has the PROGRAMs (names under $build) and that $data exists (saying how to make
 # them), sets $py (Debian's python3, with torch and h5py) and the mpirun array (--oversubscribe, and
 # --allow-run-as-root as root), makes $tmp (removed at exit) and changes to $root.
+#   bench_layout NP   NP is a rank count or RxT (R ranks of T worker threads): sets the array how (mpirun's
+# -np, with --bind-to none for threads, so that a rank's workers are not bound to one core) and threads
+# (T, empty for a plain rank count).
 bench_setup() {
   local name=$1 p
   shift
@@ -16,4 +19,11 @@ bench_setup() {
   tmp=$(mktemp -d "/tmp/vae_${name%.sh}.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   cd "$root"
+}
+
+bench_layout() {
+  case "$1" in
+    *x*) how=(--bind-to none -np "${1%x*}") threads=${1#*x} ;;
+    *) how=(-np "$1") threads="" ;;
+  esac
 }

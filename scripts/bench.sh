@@ -74,9 +74,10 @@ best=$("$build/vae_gemm_floor" --seconds 0 | core_of)
 # vae_mpi NP BATCH EPOCHS OUT [extra...]: a fresh run; its metrics.jsonl is OUT/metrics.jsonl. NP may be
 # "1x2": one rank of 2 worker threads, not bound to one core (--bind-to none).
 vae() {
-  local np=$1 batch=$2 epochs=$3 out=$4 how=()
+  local np=$1 batch=$2 epochs=$3 out=$4 how threads
   shift 4
-  case "$np" in *x*) how=(--bind-to none -np "${np%x*}"); set -- "$@" --threads "${np#*x}" ;; *) how=(-np "$np") ;; esac
+  bench_layout "$np"
+  [ -n "$threads" ] && set -- "$@" --threads "$threads"
   rm -rf "$out"
   "${mpirun[@]}" "${how[@]}" "$build/vae_mpi" train --data "$data" --out "$out" --batch-size "$batch" \
     --epochs "$epochs" --no-images "$@" >"$out.log" 2>&1 || { echo "bench.sh: vae_mpi failed:" >&2; tail "$out.log" >&2; exit 1; }
