@@ -13,12 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_stats.h"
 #include "error.h"
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* min, median, mean of t[0..n) in milliseconds, as a JSON fragment. */
 static void stats(const char *what, double bytes, double *t, int n, int ranks) {

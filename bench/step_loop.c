@@ -14,16 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_stats.h"
 #include "blas_kernels.h"
 #include "cli.h"
 #include "dist.h"
 #include "error.h"
 #include "trainer.h"
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv) {
   vae_blas_select(argv); /* vae_mpi's kernels: before MPI_Init, as in main.c */
