@@ -21,6 +21,7 @@
 #include "blas_kernels.h"
 #include "cli.h"
 #include "error.h"
+#include "layers.h"
 #include "rng.h"
 #include "vae.h"
 
@@ -33,6 +34,7 @@ static double now(void) {
 typedef struct {
   int m, n, k;
   int trans_a, trans_b;
+  int accumulate; /* C += the product (a weight gradient); else C is overwritten */
 } gemm;
 
 /* Row-major C (m, n) = op(A) (m, k) x op(B) (k, n), as the kernels call them, per layer: forward;
@@ -40,7 +42,9 @@ typedef struct {
  * (rows B, out, in); a conv (rows B*gh*gw, n, k*k*c); a transposed conv (rows B*gh*gw, heads*k*k*c, n)
  * with the roles of its GEMMs swapped (its forward is the conv's dX). A conv layer's rows come in the
  * chunks of images the kernels use (vae_layer_cols_len), unless whole: one GEMM over the batch. g holds
- * room for 3 GEMMs per layer and chunk. */
+ * room for 3 GEMMs per layer and chunk. The outputs are written as the kernels write them: dW added to
+ * (beta 1), the forward and dX overwritten through the kernels' own vae_gemm_overwrite (memset + beta 1:
+ * OpenBLAS 0.3.21's beta 0 zeroes C one scalar store at a time, which the kernels no longer pay). */
 static int step_gemms(const vae_net *net, int B, int whole, gemm *g) {
   int n = 0;
   for (int pass = 0; pass < 2; pass++)
@@ -59,9 +63,9 @@ static int step_gemms(const vae_net *net, int B, int whole, gemm *g) {
       }
       for (int b0 = 0; b0 < B; b0 += nb) {
         int rows = (B - b0 < nb ? B - b0 : nb) * px;
-        if (!pass) g[n++] = (gemm){rows, out, in, 0, 1};
-        if (pass) g[n++] = (gemm){out, in, rows, 1, 0};
-        if (pass && i > 0) g[n++] = (gemm){rows, in, out, 0, 0};
+        if (!pass) g[n++] = (gemm){rows, out, in, 0, 1, 0};
+        if (pass) g[n++] = (gemm){out, in, rows, 1, 0, 1};
+        if (pass && i > 0) g[n++] = (gemm){rows, in, out, 0, 0, 0};
       }
     }
   return n;
@@ -165,9 +169,12 @@ int main(int argc, char **argv) {
   do {
     for (int i = 0; i < ng; i++) {
       int lda = g[i].trans_a ? g[i].m : g[i].k, ldb = g[i].trans_b ? g[i].k : g[i].n;
-      cblas_sgemm(CblasRowMajor, g[i].trans_a ? CblasTrans : CblasNoTrans,
-                  g[i].trans_b ? CblasTrans : CblasNoTrans, g[i].m, g[i].n, g[i].k, 1.0f, a, lda, b, ldb,
-                  0.0f, c, g[i].n);
+      if (g[i].accumulate) /* a weight gradient: the kernels add it to the step's zeroed gradient */
+        cblas_sgemm(CblasRowMajor, g[i].trans_a ? CblasTrans : CblasNoTrans,
+                    g[i].trans_b ? CblasTrans : CblasNoTrans, g[i].m, g[i].n, g[i].k, 1.0f, a, lda, b, ldb,
+                    1.0f, c, g[i].n);
+      else /* as the kernels overwrite their outputs: memset + beta 1 (layers.h) */
+        vae_gemm_overwrite(g[i].trans_a, g[i].trans_b, g[i].m, g[i].n, g[i].k, 1.0f, a, lda, b, ldb, c);
     }
     steps++;
     t = now() - t0;
