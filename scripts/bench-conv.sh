@@ -2,12 +2,17 @@
 # bench-conv.sh: the convolutional VAE (issue 13), --conv 32,64 --hidden 256 --latent 20 on Fashion-MNIST
 # (k4 s2 p1: 28 -> 14 -> 7 and back, 1,691,369 parameters), against PyTorch's same module
 # (scripts/torch_vae.py --conv, which builds scripts/vae_mpi_torch.py's VAE) and the conv GEMM floor.
-#   scripts/bench-conv.sh [--repeats R] [--steps N] [--build DIR] [--data FILE.h5]   speed, in one run
+#   scripts/bench-conv.sh [--repeats R] [--steps N] [--build DIR] [--data FILE.h5] [--results FILE]
+#                                                    speed, in one run
 #   scripts/bench-conv.sh --quality [--epochs E]     test ELBO after E epochs (default 10): vae_mpi np 2 x
 #                                                    64 against PyTorch one process, batch 128 (heavy:
 #                                                    tens of minutes on 2 cores; run it on a quiet machine)
-# Speed (samples/s of training steps; medians over R rounds, each round runs every configuration once
-# in turn so that the machine's load is shared alike; ratios of the medians):
+# Speed: samples/s of training steps over R rounds, each round running every configuration once in
+# turn so that the machine's load is shared alike; each measurement's median with its min-max over the
+# rounds; every ratio computed within each round and shown as the median of the per-round ratios with
+# their min-max, beside the ratio of the medians, a target's verdict resting on the per-round median
+# (scripts/bench_rounds.py); the ceiling (2-core floor / DDP) and the fraction of the 2-core floor that
+# 2.0x DDP needs, per round. --results FILE keeps every round's JSON lines ({"round":r,"what":...}).
 #   vae_mpi np 1 (--threads 1), np 2 and 1 rank x 2 worker threads (--threads 2, mpirun --bind-to none:
 #     issue 16's ranks x threads, the gradient summed in shared memory, no MPI sum), 128 images per
 #     worker, one epoch of the first 256 x --steps training images (a temporary copy: np 2 and 1 x 2
@@ -26,6 +31,7 @@ repeats=3
 steps=50
 quality=0
 epochs=10
+results=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeats) repeats=$2; shift 2 ;;
@@ -34,7 +40,8 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --quality) quality=1; shift ;;
     --epochs) epochs=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --results) results=$2; shift 2 ;;
+    -h|--help) sed -n "2,$(($(grep -n '^set -euo' "$0" | cut -d: -f1) - 1))p" "$0"; exit 0 ;;
     *) echo "bench-conv.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -89,11 +96,10 @@ import sys, h5py
 with h5py.File(sys.argv[1], "r") as f, h5py.File(sys.argv[2], "w") as g:
     g["train/images"] = f["train/images"][: int(sys.argv[3])]
 EOF
-res=$tmp/results.jsonl
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 floor=("$build/vae_gemm_floor" "${model[@]}" --image 28x28x1 --batch 128)
 for r in $(seq 1 "$repeats"); do
-  echo "round $r/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  bench_round "$r"
   "${floor[@]}" --seconds 3 --step | sed 's/^{/{"what":"floor1",/' >>"$res"
   "${floor[@]}" --seconds 3 >"$tmp/f2a" & "${floor[@]}" --seconds 3 >"$tmp/f2b"
   wait
@@ -110,50 +116,52 @@ for r in $(seq 1 "$repeats"); do
     torch "$th" "$tmp/t.out" --epochs 1 --no-test --batch-size 128 --max-steps "$steps" "$@"
     sed "s/^{/{\"what\":\"$what\",/" "$tmp/t.out" >>"$res"
   done
+  bench_round_end "$r"
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$py" - "$res" "$repeats" "$core" "$load0" "$load1" "$steps" <<'EOF'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-core, load0, load1, steps = sys.argv[3:7]
-med = lambda what, key: statistics.median(r[key] for r in rows if r["what"] == what)
-sps = lambda what: med(what, "samples_per_s")
-floor1 = sps("floor1")
-floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
-                           zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
-np1, np2, x2, t1, t2, ddp = sps("np1"), sps("np2"), sps("np1x2"), sps("torch1"), sps("torch2"), sps("ddp2")
-best_torch = max(t1, t2)
-node, node_name = (np2, "np 2") if np2 >= x2 else (x2, "1 rank x 2 threads")
-print(f"samples/s, median of {sys.argv[2]} rounds of {steps} steps (Fashion-MNIST, --conv 32,64 --hidden 256 --latent 20,"
-      f" 128 images per rank/process); OpenBLAS kernels {core} for all; load average {load0} at the start, {load1} at the end")
-for name, v in [("conv GEMM floor, 1 core", floor1), ("conv GEMM floor, 2 cores (two copies summed)", floor2),
-                ("vae_mpi np 1 (1 BLAS thread)", np1), ("vae_mpi np 2", np2),
-                ("vae_mpi 1 rank x 2 worker threads (--threads 2)", x2),
-                ("PyTorch 1 process, 1 thread", t1), ("PyTorch 1 process, 2 threads", t2),
-                ("PyTorch DDP 2 processes x 1 thread (gloo)", ddp)]:
-    print(f"  {name:52s} {v:10.0f}")
+"$py" - "$all" "$core" "$load0" "$load1" "$steps" <<'EOF'
+import statistics, sys
+sys.path.insert(0, "scripts")
+from bench_rounds import Rounds, ceiling, ratio_table, spread
+
+R = Rounds(sys.argv[1])
+core, load0, load1, steps = sys.argv[2:6]
+R.derive("floor2", lambda g: {"samples_per_s": g("floor2a") + g("floor2b")})
+# The best 2-core layout and PyTorch's best single process are chosen once, on the medians, then read
+# in every round.
+node_w, node_name = ("np2", "np 2") if R.med("np2") >= R.med("np1x2") else ("np1x2", "1 rank x 2 threads")
+best_torch_w = max(("torch1", "torch2"), key=R.med)
+node, floor2, ddp = (lambda g: g(node_w)), (lambda g: g("floor2")), (lambda g: g("ddp2"))
+print(f"samples/s over {R.n} round{'s' if R.n > 1 else ''} of {steps} steps (Fashion-MNIST, --conv 32,64 --hidden 256 --latent 20,"
+      f" 128 images per rank/process): {'the median and the min-max over the rounds' if R.n > 1 else 'one value each'};"
+      f" OpenBLAS kernels {core} for all; load average {load0} at the start, {load1} at the end; at each round's start {R.loads()}")
+for name, what in [("conv GEMM floor, 1 core", "floor1"), ("conv GEMM floor, 2 cores (two copies summed)", "floor2"),
+                   ("vae_mpi np 1 (1 BLAS thread)", "np1"), ("vae_mpi np 2", "np2"),
+                   ("vae_mpi 1 rank x 2 worker threads (--threads 2)", "np1x2"),
+                   ("PyTorch 1 process, 1 thread", "torch1"), ("PyTorch 1 process, 2 threads", "torch2"),
+                   ("PyTorch DDP 2 processes x 1 thread (gloo)", "ddp2")]:
+    print(f"  {name:52s} {spread(R.each(lambda g: g(what)), '{:.0f}'):>19s}")
 checks = [
-    ("np2 / PyTorch DDP 2 x 1", np2 / ddp, ">= 2.0"),
-    ("np2 / best single-process PyTorch", np2 / best_torch, ">= 2.5"),
-    ("np2 / 2-core conv GEMM floor", np2 / floor2, ">= 0.6"),
-    ("1 rank x 2 threads / PyTorch DDP 2 x 1", x2 / ddp, ""),
-    ("1 rank x 2 threads / np 2", x2 / np2, "(which to launch)"),
-    (f"best 2-core layout ({node_name}) / PyTorch DDP 2 x 1", node / ddp, ">= 2.0"),
-    (f"best 2-core layout ({node_name}) / 2-core conv GEMM floor", node / floor2, ""),
-    ("np1 / 1-core conv GEMM floor", np1 / floor1, ""),
-    ("np1 / PyTorch 1 thread", np1 / t1, ""),
-    ("np2 / np1", np2 / np1, ""),
+    ("np2 / PyTorch DDP 2 x 1", lambda g: g("np2") / ddp(g), ">= 2.0"),
+    ("np2 / best single-process PyTorch", lambda g: g("np2") / g(best_torch_w), ">= 2.5"),
+    ("np2 / 2-core conv GEMM floor", lambda g: g("np2") / floor2(g), ">= 0.6"),
+    ("1 rank x 2 threads / PyTorch DDP 2 x 1", lambda g: g("np1x2") / ddp(g), ""),
+    ("1 rank x 2 threads / np 2", lambda g: g("np1x2") / g("np2"), "(which to launch)"),
+    (f"best 2-core layout ({node_name}) / PyTorch DDP 2 x 1", lambda g: node(g) / ddp(g), ">= 2.0"),
+    (f"best 2-core layout ({node_name}) / 2-core conv GEMM floor", lambda g: node(g) / floor2(g), ""),
+    ("np1 / 1-core conv GEMM floor", lambda g: g("np1") / g("floor1"), ""),
+    ("np1 / PyTorch 1 thread", lambda g: g("np1") / g("torch1"), ""),
+    ("np2 / np1", lambda g: g("np2") / g("np1"), ""),
 ]
-print(f"\n  {'ratio':64s} {'value':>10s}  target (issue 13)")
-for name, v, target in checks:
-    print(f"  {name:64s} {v:10.3f}  {target}")
-f1 = [r for r in rows if r["what"] == "floor1"]
-gemm_ms = statistics.median(r["step_ms"] for r in f1) if "step_ms" in f1[0] else float("nan")
+ratio_table(R, checks, "ratio (issue 13's targets)")
+ceiling(R, floor2, [(2.0, "DDP", ddp)], (node_name, node))
+f1 = [r for (_, w), r in R.by.items() if w == "floor1"]
+gemm_ms = statistics.median(r["step_ms"] for r in f1)
 step_ms = statistics.median(r["kernels_step_ms"] for r in f1) if "kernels_step_ms" in f1[0] else float("nan")
-ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
-print(f"\n  one thread, 128 images: GEMMs alone {gemm_ms:.1f} ms, the kernels' forward + backward {step_ms:.1f} ms"
-      f" (the rest: im2col, col2im, elementwise); np2 allreduce share of train time {ar:.3f};"
-      f" peak RSS per rank np1 {med('np1', 'peak_rss_mib'):.0f} MiB, np2 {med('np2', 'peak_rss_mib'):.0f} MiB,"
-      f" 1 x 2 {med('np1x2', 'peak_rss_mib'):.0f} MiB")
+ar = R.each(lambda g: g("np2", "allreduce_seconds") / g("np2", "train_seconds"))
+print(f"\n  medians: one thread, 128 images: GEMMs alone {gemm_ms:.1f} ms, the kernels' forward + backward {step_ms:.1f} ms"
+      f" (the rest: im2col, col2im, elementwise); np2 allreduce share of train time {statistics.median(ar):.3f};"
+      f" peak RSS per rank np1 {R.med('np1', 'peak_rss_mib'):.0f} MiB, np2 {R.med('np2', 'peak_rss_mib'):.0f} MiB,"
+      f" 1 x 2 {R.med('np1x2', 'peak_rss_mib'):.0f} MiB")
 EOF

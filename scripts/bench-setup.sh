@@ -6,6 +6,10 @@
 #   bench_layout NP   NP is a rank count or RxT (R ranks of T worker threads): sets the array how (mpirun's
 # -np, with --bind-to none for threads, so that a rank's workers are not bound to one core) and threads
 # (T, empty for a plain rank count).
+#   bench_round R ... bench_round_end R   one round: the first prints "round R/$repeats (load: ...)" on
+# stderr and points $res at the round's JSON lines (a {"what":"load","load1":...} line first); the second
+# appends them to $all ($tmp/results.jsonl), each tagged {"round":R,...}, which scripts/bench_rounds.py
+# reads, and copies $all to $results when that is set (--results FILE).
 bench_setup() {
   local name=$1 p
   shift
@@ -26,4 +30,16 @@ bench_layout() {
     *x*) how=(--bind-to none -np "${1%x*}") threads=${1#*x} ;;
     *) how=(-np "$1") threads="" ;;
   esac
+}
+
+bench_round() {
+  echo "round $1/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  res=$tmp/round.jsonl
+  echo "{\"what\":\"load\",\"load1\":$(cut -d' ' -f1 /proc/loadavg)}" >"$res"
+}
+
+bench_round_end() {
+  all=$tmp/results.jsonl
+  sed "s/^{/{\"round\":$1,/" "$res" >>"$all"
+  if [ -n "${results:-}" ]; then cp "$all" "$results"; fi
 }

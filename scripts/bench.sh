@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # bench.sh: vae_mpi training throughput against PyTorch and the GEMM floor, on the same cores, in one run.
-#   scripts/bench.sh [--repeats R] [--build DIR] [--data FILE.h5]   speed table (issue 7), medians over R rounds
+#   scripts/bench.sh [--repeats R] [--torch-steps S] [--build DIR] [--data FILE.h5] [--results FILE]
+#                                                                    speed table (issue 7) over R rounds
 #   scripts/bench.sh --quality [--build DIR]                         test ELBO: vae_mpi np 2 batch 64 after 2 and
 #                                                                    10 epochs, PyTorch examples/vae after 10
 #   scripts/bench.sh --conv [bench-conv.sh options]                  the convolutional VAE's section (issue 13):
 #                                                                    scripts/bench-conv.sh, its header says what
-# Every round runs each configuration once, in turn, so that the machine's load is shared alike; the
-# table shows the median of each measurement and the ratios of the medians. What is measured:
+# Every round runs each configuration once, in turn, so that the machine's load is shared alike. The
+# table shows each measurement's median over the rounds with its min-max; every ratio is computed within
+# each round (both sides minutes apart at most: this machine's speed moves 10-15% between runs) and
+# shown as the median of the per-round ratios with their min-max, beside the ratio of the medians; a
+# target's verdict ("met" / "not met", and in how many rounds) rests on the per-round median
+# (scripts/bench_rounds.py). --results FILE keeps every round's JSON lines ({"round":r,"what":...}).
+# What is measured:
 #   vae_mpi np 1 (--threads 1), np 2 (one BLAS thread per rank) and 1 rank x 2 worker threads
 #     (--threads 2, mpirun --bind-to none: issue 16's ranks x threads), 128 images per worker, one epoch
 #     (--epochs 1): samples_per_s of the epoch record (training steps only, batch gather included,
@@ -23,7 +29,9 @@
 #   train's own step (vae_step_loop --json: vae_train_step back to back on synthetic rows) at np 1 x 1,
 #     np 2 x 1 and 1 rank x 2 threads, timed by phase: compute, on-node sum, MPI_Allreduce, norm + Adam;
 #   the ceiling against PyTorch DDP: the 2-core GEMM floor / DDP, what no implementation doing these
-#     GEMMs with this OpenBLAS on these cores can exceed.
+#     GEMMs with this OpenBLAS on these cores can exceed, and for each x-DDP target (3.0x DDP at its
+#     faster kernels, 4.0x DDP as shipped) the fraction of the 2-core floor it needs in that round
+#     (above 1: out of reach on the machine of the day).
 # BLAS kernels (issue 16): vae_mpi, vae_gemm_floor and vae_step_parts pick OpenBLAS's kernels at
 # start-up as vae_mpi does (blas_kernels.h: the best family when OpenBLAS falls back to a generic one);
 # the floor is also measured as shipped (VAE_BLAS_CORETYPE=keep), and PyTorch runs both as shipped and
@@ -42,6 +50,7 @@ repeats=3
 quality=0
 torch_steps=300
 fallback=""
+results=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeats) repeats=$2; shift 2 ;;
@@ -51,7 +60,8 @@ while [ $# -gt 0 ]; do
     --conv) shift; exec "$root/scripts/bench-conv.sh" "$@" ;;
     --torch-steps) torch_steps=$2; shift 2 ;;
     --fallback) fallback=$2; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    --results) results=$2; shift 2 ;;
+    -h|--help) sed -n "2,$(($(grep -n '^set -euo' "$0" | cut -d: -f1) - 1))p" "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -112,10 +122,9 @@ torch_run() {
   sed "s/^{/{\"what\":\"$what\",\"blas_core\":\"${used:-?}\",/" "$tmp/torch.out" >>"$res"
 }
 
-res=$tmp/results.jsonl
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$repeats"); do
-  echo "round $r/$repeats (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  bench_round "$r"
   "$build/vae_gemm_floor" --seconds 3 | sed 's/^{/{"what":"floor1",/' >>"$res"
   as_shipped "$build/vae_gemm_floor" --seconds 3 | sed 's/^{/{"what":"floor1_shipped",/' >>"$res"
   "$build/vae_gemm_floor" --seconds 3 >"$tmp/f2a" & "$build/vae_gemm_floor" --seconds 3 >"$tmp/f2b"
@@ -139,88 +148,84 @@ for r in $(seq 1 "$repeats"); do
     torch_run "torch2_$how" "$core" 2
     torch_run "ddp2_$how" "$core" 1 --ddp 2 --port $((20000 + RANDOM % 20000)) # not a fixed port: another job may hold it
   done
+  bench_round_end "$r"
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
-"$py" - "$res" "$repeats" "$shipped" "$best" "$load0" "$load1" "$fallback" <<'EOF'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-shipped, best, load0, load1 = sys.argv[3:7]
-med = lambda what, key: statistics.median(r[key] for r in rows if r["what"] == what)
-sps = lambda what: med(what, "samples_per_s")
-kernels = lambda what: "/".join(sorted({r.get("blas_core", "?") for r in rows if r["what"] == what}))
-floor1, floor1_shipped = sps("floor1"), sps("floor1_shipped")
-floor2 = statistics.median(a["samples_per_s"] + b["samples_per_s"] for a, b in
-                           zip([r for r in rows if r["what"] == "floor2a"], [r for r in rows if r["what"] == "floor2b"]))
-np1, np2, x2 = sps("np1"), sps("np2"), sps("t2")
-node = max(np2, x2)  # the best one-node configuration
-node_name = "np 2 x 1" if np2 >= x2 else "1 rank x 2 threads"
-torch = {k: {h: sps(f"{k}_{h}") for h in ("shipped", "best")} for k in ("torch1", "torch2", "ddp2")}
-fast = {k: max(v.values()) for k, v in torch.items()}  # PyTorch's faster kernels, per configuration
-t1, t2, ddp = fast["torch1"], fast["torch2"], fast["ddp2"]
-best_torch = max(t1, t2)
-print(f"samples/s, median of {sys.argv[2]} rounds (Fashion-MNIST, 784-400-20-400-784, 128 images per rank/process)")
-fb = sys.argv[7]
+"$py" - "$all" "$shipped" "$best" "$load0" "$load1" "$fallback" <<'EOF'
+import sys
+sys.path.insert(0, "scripts")
+from bench_rounds import Rounds, ceiling, ratio_table, spread
+
+R = Rounds(sys.argv[1])
+shipped, best, load0, load1, fb = sys.argv[2:7]
+R.derive("floor2", lambda g: {"samples_per_s": g("floor2a") + g("floor2b"), "blas_core": g("floor2a", "blas_core")})
+# Which configuration a comparison uses is chosen once, on the medians, and then read in every round:
+# the best one-node layout, and PyTorch's faster kernels per configuration.
+node_w, node_name = ("np2", "np 2 x 1") if R.med("np2") >= R.med("t2") else ("t2", "1 rank x 2 threads")
+fast = {k: f"{k}_{max(('shipped', 'best'), key=lambda h: R.med(f'{k}_{h}'))}" for k in ("torch1", "torch2", "ddp2")}
+node = lambda g: g(node_w)
+floor2 = lambda g: g("floor2")
+ddp = lambda g: g(fast["ddp2"])
+ddp_shipped = lambda g: g("ddp2_shipped")
+best_torch_w = max((fast["torch1"], fast["torch2"]), key=R.med)
+print(f"samples/s over {R.n} round{'s' if R.n > 1 else ''} (Fashion-MNIST, 784-400-20-400-784, 128 images per rank/process):"
+      f" {'the median and the min-max over the rounds' if R.n > 1 else 'one value each'}")
 print(f"OpenBLAS kernels: as shipped {shipped}{' (simulated: --fallback ' + fb + ')' if fb else ''}, vae_mpi's choice {best};"
-      f" load average {load0} at the start, {load1} at the end")
-print(f"  {'':66s} {'':>10s}  kernels")
-for name, v, what in [("GEMM floor, 1 core", floor1, "floor1"), ("GEMM floor, 2 cores (two copies summed)", floor2, "floor2a"),
-                      ("GEMM floor, 1 core, as shipped", floor1_shipped, "floor1_shipped"),
-                      ("vae_mpi np 1 (1 BLAS thread)", np1, "np1"), ("vae_mpi np 2", np2, "np2"),
-                      ("vae_mpi 1 rank x 2 worker threads (--threads 2, --bind-to none)", x2, "t2")]:
-    print(f"  {name:66s} {v:10.0f}  {kernels(what)}")
+      f" load average {load0} at the start, {load1} at the end; at each round's start {R.loads()}")
+sps = lambda what: spread(R.each(lambda g: g(what)), "{:.0f}")
+rows = [("GEMM floor, 1 core", "floor1"), ("GEMM floor, 2 cores (two copies summed)", "floor2"),
+        ("GEMM floor, 1 core, as shipped", "floor1_shipped"), ("vae_mpi np 1 (1 BLAS thread)", "np1"),
+        ("vae_mpi np 2", "np2"), ("vae_mpi 1 rank x 2 worker threads (--threads 2, --bind-to none)", "t2")]
 for k, name in [("torch1", "PyTorch 1 process, 1 thread"), ("torch2", "PyTorch 1 process, 2 threads"),
                 ("ddp2", "PyTorch DDP 2 processes x 1 thread (gloo)")]:
     for h in ("shipped", "best"):
-        label = f"{name}, {('as shipped' if not fb else 'OPENBLAS_CORETYPE=' + fb) if h == 'shipped' else 'OPENBLAS_CORETYPE=' + best}"
-        print(f"  {label:66s} {torch[k][h]:10.0f}  {kernels(k + '_' + h)}")
-loop_free, loop_sum = sps("loop2_nosum"), sps("loop2_sum")
-print(f"  {'np 2 step loop, gradient sum left out':66s} {loop_free:10.0f}  {kernels('loop2_nosum')}")
-print(f"  {'np 2 step loop, with the gradient sum':66s} {loop_sum:10.0f}  {kernels('loop2_sum')}")
-print(f"  {'train step loop (vae_train_step), np 1 x 1':66s} {sps('loop1x1'):10.0f}  {kernels('loop1x1')}")
-print(f"  {'train step loop (vae_train_step), np 2 x 1':66s} {sps('loop2x1'):10.0f}  {kernels('loop2x1')}")
-print(f"  {'train step loop (vae_train_step), 1 rank x 2 threads':66s} {sps('loop1x2'):10.0f}  {kernels('loop1x2')}")
+        rows.append((f"{name}, {('as shipped' if not fb else 'OPENBLAS_CORETYPE=' + fb) if h == 'shipped' else 'OPENBLAS_CORETYPE=' + best}",
+                     f"{k}_{h}"))
+rows += [("np 2 step loop, gradient sum left out", "loop2_nosum"), ("np 2 step loop, with the gradient sum", "loop2_sum"),
+         ("train step loop (vae_train_step), np 1 x 1", "loop1x1"), ("train step loop (vae_train_step), np 2 x 1", "loop2x1"),
+         ("train step loop (vae_train_step), 1 rank x 2 threads", "loop1x2")]
+print(f"  {'':66s} {'samples/s':>21s}  kernels")
+for name, what in rows:
+    print(f"  {name:66s} {sps(what):>21s}  {R.kernels(what)}")
 shard = lambda np_: 60000 * 784 / np_ / 2**20
-rss1, rss2 = med("np1", "peak_rss_mib"), med("np2", "peak_rss_mib")
-ar = statistics.median(r["allreduce_seconds"] / r["train_seconds"] for r in rows if r["what"] == "np2")
-ck = {w: statistics.median(r["checkpoint_seconds"] / r["seconds"] for r in rows if r["what"] == w) for w in ("np1", "np2")}
-ckt = med("np2", "checkpoint_seconds")
+share = lambda w, part, whole: lambda g: g(w, part) / g(w, whole)
 checks = [
-    (f"best one-node ({node_name}) / 2-core floor", node / floor2, ">= 0.75"),
-    ("best one-node / PyTorch DDP, faster kernels", node / ddp, ">= 3.0 (see the ceiling)"),
-    ("best one-node / PyTorch DDP, as shipped", node / torch["ddp2"]["shipped"], ">= 4.0"),
-    ("1 rank x 2 threads / np 2", x2 / np2, "(which to launch)"),
-    ("np2 / 2-core GEMM floor", np2 / floor2, ">= 0.75"),
-    ("np1 / 1-core GEMM floor", np1 / floor1, ">= 0.8"),
-    ("np2 / PyTorch DDP 2 processes, faster kernels", np2 / ddp, ">= 3.0"),
-    ("np2 / PyTorch DDP 2 processes, as shipped", np2 / torch["ddp2"]["shipped"], ">= 4.0"),
-    ("np2 / best single-process PyTorch", np2 / best_torch, ">= 2.0"),
-    ("np1 / PyTorch 1 thread", np1 / t1, ">= 1.25"),
-    ("1-core GEMM floor / as shipped", floor1 / floor1_shipped, "(the kernels' gain)"),
-    ("np2 / np1", np2 / np1, ">= 1.8"),
-    ("np1 peak RSS / (shard + 64 MiB)", rss1 / (shard(1) + 64), "<= 1.0"),
-    ("np2 peak RSS per rank / (shard + 64 MiB)", rss2 / (shard(2) + 64), "<= 1.0"),
-    ("np2 checkpoint write / epoch", ck["np2"], "< 0.01"),
-    ("np1 checkpoint write / epoch", ck["np1"], "< 0.01"),
-    ("np2 allreduce / step (share of train time)", ar, "(measured)"),
-    ("np2 step loop without the sum / 2-core floor", loop_free / floor2, "(ceiling of the first)"),
+    (f"best one-node ({node_name}) / 2-core floor", lambda g: node(g) / floor2(g), ">= 0.75"),
+    ("best one-node / PyTorch DDP, faster kernels", lambda g: node(g) / ddp(g), ">= 3.0 (see the ceiling)"),
+    ("best one-node / PyTorch DDP, as shipped", lambda g: node(g) / ddp_shipped(g), ">= 4.0"),
+    ("1 rank x 2 threads / np 2", lambda g: g("t2") / g("np2"), "(which to launch)"),
+    ("np2 / 2-core GEMM floor", lambda g: g("np2") / floor2(g), ">= 0.75"),
+    ("np1 / 1-core GEMM floor", lambda g: g("np1") / g("floor1"), ">= 0.8"),
+    ("np2 / PyTorch DDP 2 processes, faster kernels", lambda g: g("np2") / ddp(g), ">= 3.0"),
+    ("np2 / PyTorch DDP 2 processes, as shipped", lambda g: g("np2") / ddp_shipped(g), ">= 4.0"),
+    ("np2 / best single-process PyTorch", lambda g: g("np2") / g(best_torch_w), ">= 2.0"),
+    ("np1 / PyTorch 1 thread", lambda g: g("np1") / g(fast["torch1"]), ">= 1.25"),
+    ("1-core GEMM floor / as shipped", lambda g: g("floor1") / g("floor1_shipped"), "(the kernels' gain)"),
+    ("np2 / np1", lambda g: g("np2") / g("np1"), ">= 1.8"),
+    ("np1 peak RSS / (shard + 64 MiB)", lambda g: g("np1", "peak_rss_mib") / (shard(1) + 64), "<= 1.0"),
+    ("np2 peak RSS per rank / (shard + 64 MiB)", lambda g: g("np2", "peak_rss_mib") / (shard(2) + 64), "<= 1.0"),
+    ("np2 checkpoint write / epoch", share("np2", "checkpoint_seconds", "seconds"), "< 0.01"),
+    ("np1 checkpoint write / epoch", share("np1", "checkpoint_seconds", "seconds"), "< 0.01"),
+    ("np2 allreduce / step (share of train time)", share("np2", "allreduce_seconds", "train_seconds"), "(measured)"),
+    ("np2 step loop without the sum / 2-core floor", lambda g: g("loop2_nosum") / floor2(g), "(ceiling of the first)"),
 ]
-print(f"\n  {'ratio (PyTorch: its faster kernels unless said)':48s} {'value':>10s}  target")
-for name, v, target in checks:
-    print(f"  {name:48s} {v:10.3f}  {target}")
+ratio_table(R, checks, "ratio (PyTorch: its faster kernels unless said)")
 # No implementation that does this step's GEMMs with this OpenBLAS on these 2 cores can beat DDP by more
 # than the 2-core floor does: the best one-node ratio to DDP is bounded by it (issue 16's 3x was set on
 # a CPU where it was 4.6x).
-print(f"\n  ceiling: 2-core floor / DDP = {floor2 / ddp:.2f}x (the most any implementation doing these GEMMs with"
-      f" this OpenBLAS can reach; best one-node is {node / floor2:.3f} of it)")
-print(f"\n  peak RSS per rank: np1 {rss1:.1f} MiB (shard {shard(1):.1f} MiB), np2 {rss2:.1f} MiB (shard {shard(2):.1f} MiB);"
-      f" checkpoint write at np2 {ckt * 1e3:.0f} ms")
+ceiling(R, floor2, [(3.0, "DDP (faster kernels)", ddp), (4.0, "DDP as shipped", ddp_shipped)], (node_name, node))
+med = R.med
+floor1, f2 = med("floor1"), med("floor2")
+rss1, rss2 = med("np1", "peak_rss_mib"), med("np2", "peak_rss_mib")
+print(f"\n  medians: peak RSS per rank: np1 {rss1:.1f} MiB (shard {shard(1):.1f} MiB), np2 {rss2:.1f} MiB (shard {shard(2):.1f} MiB);"
+      f" checkpoint write at np2 {med('np2', 'checkpoint_seconds') * 1e3:.0f} ms")
 print(f"  np 2 step loop (ms per step): gradient MPI_Allreduce {med('loop2_sum', 'allreduce_ms'):.2f} in the loop"
       f" (waiting for the other rank included), {med('loop2_sum', 'allreduce_alone_ms'):.2f} alone;"
       f" norm + Adam {med('loop2_sum', 'adam_ms'):.2f}; forward + backward + batch {med('loop2_sum', 'compute_ms'):.2f}")
 for w, name, allow in [("loop1x1", "np 1 x 1", f"80% of the 1-core floor allows {128 / (0.8 * floor1) * 1e3:.2f}"),
-                       ("loop2x1", "np 2 x 1", f"75% of the 2-core floor allows {2 * 128 / (0.75 * floor2) * 1e3:.2f}"),
-                       ("loop1x2", "1 rank x 2 threads", f"75% of the 2-core floor allows {2 * 128 / (0.75 * floor2) * 1e3:.2f}")]:
+                       ("loop2x1", "np 2 x 1", f"75% of the 2-core floor allows {2 * 128 / (0.75 * f2) * 1e3:.2f}"),
+                       ("loop1x2", "1 rank x 2 threads", f"75% of the 2-core floor allows {2 * 128 / (0.75 * f2) * 1e3:.2f}")]:
     ms = {k: med(w, k + "_ms") for k in ("step", "median_step", "compute", "worker", "node_sum", "allreduce", "update")}
     print(f"  train's step at {name} (ms per step, slowest rank): {ms['step']:.2f} (median {ms['median_step']:.2f})"
           f" = compute {ms['compute']:.2f} (the slowest worker's mean own {ms['worker']:.2f}) + on-node sum {ms['node_sum']:.2f}"
