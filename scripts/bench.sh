@@ -185,9 +185,10 @@ for k, name in [("torch1", "PyTorch 1 process, 1 thread"), ("torch2", "PyTorch 1
 rows += [("np 2 step loop, gradient sum left out", "loop2_nosum"), ("np 2 step loop, with the gradient sum", "loop2_sum"),
          ("train step loop (vae_train_step), np 1 x 1", "loop1x1"), ("train step loop (vae_train_step), np 2 x 1", "loop2x1"),
          ("train step loop (vae_train_step), 1 rank x 2 threads", "loop1x2")]
-print(f"  {'':66s} {'samples/s':>21s}  kernels")
+w = max(len(name) for name, _ in rows)
+print(f"  {'':{w}s} {'samples/s':>21s}  kernels")
 for name, what in rows:
-    print(f"  {name:66s} {sps(what):>21s}  {R.kernels(what)}")
+    print(f"  {name:{w}s} {sps(what):>21s}  {R.kernels(what)}")
 shard = lambda np_: 60000 * 784 / np_ / 2**20
 share = lambda w, part, whole: lambda g: g(w, part) / g(w, whole)
 checks = [
