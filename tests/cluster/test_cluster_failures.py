@@ -151,6 +151,11 @@ text = lambda: open(outfile, errors="replace").read() if os.path.exists(outfile)
 started = sb.returncode == 0 and wait_for(lambda: has_step_record(out), 90, "(b, srun) a step record")
 check(started, f"(b, srun) the job did not train:\n{text()[-2000:]}")
 if started:
+    # train.sbatch's SLURM_PMIX_FENCE=ring: under Slurm's default, one launch in 25-40 here lost a rank to a
+    # SIGSEGV inside MPI_Init (Slurm 22.05 / PMIx 4.2 / Open MPI 4.1; docs/SLURM.md).
+    pid = rank_pid(2, out)
+    fence = open(f"/proc/{pid}/environ", "rb").read().split(b"\0") if pid else []
+    check(b"SLURM_PMIX_FENCE=ring" in fence, f"(b, srun) rank 1 runs without SLURM_PMIX_FENCE=ring (pid {pid})")
     t0 = time.time()
     c.cmd("link", 3, "down")
     ended = wait_for(lambda: "srun exited with status" in text(), 5 + 30, "(b, srun) the job to end")
