@@ -5,6 +5,7 @@ error line for each user error."""
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -172,4 +173,5 @@ expect_error(run1(["reconstruct", "--checkpoint", ck, "--data", data, "--count",
              "reconstruct: --count beyond the data")
 expect_error(run1(["reconstruct", "--checkpoint", ck, "--data", small, "--out", r13]), ["10x10x1"],
              "reconstruct: shape mismatch")
+shutil.rmtree(tmp)
 done("test_eval")
